@@ -1,0 +1,24 @@
+"""The exceptions handseg raises. Each message is one line that says what to do."""
+
+from __future__ import annotations
+
+
+class HandsegError(Exception):
+    """Base class of every error handseg raises on purpose."""
+
+
+class ImageError(HandsegError):
+    """An input image cannot be used (missing, corrupt, truncated, too large, wrong type)."""
+
+    def __init__(self, source: str, reason: str):
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+class ModelError(HandsegError):
+    """A model cannot be found or loaded."""
+
+
+class ChecksumError(ModelError):
+    """A model file does not match the checksum recorded for it; it is refused."""

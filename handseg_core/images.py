@@ -1,0 +1,132 @@
+"""Reading images of any kind into an RGB array at their displayed orientation."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from handseg_core.errors import ImageError
+
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+# Beyond this many pixels an image is refused before it is decoded (decompression bombs).
+MAX_PIXELS = 150_000_000
+
+
+def describe(source: ImageInput) -> str:
+    """How to name an input in a message."""
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    if isinstance(source, Image.Image):
+        return getattr(source, "filename", "") or "<PIL image>"
+    return "<array>"
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Open and fully decode an image file, with EXIF orientation applied.
+
+    Raises:
+        ImageError: the file is missing, empty, not an image, truncated, or too large.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(str(p), "no such file")
+    if p.is_dir():
+        raise ImageError(str(p), "is a folder, not an image")
+    if p.stat().st_size == 0:
+        raise ImageError(str(p), "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise ImageError(str(p), f"too large ({w}x{h} pixels; handseg takes at most {MAX_PIXELS:,})")
+                im.seek(0)  # the first frame of an animation
+                im.load()
+                return ImageOps.exif_transpose(im)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(str(p), "not an image file handseg can read (JPEG, PNG, WebP, GIF, BMP, TIFF)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(str(p), f"too large (more than {MAX_PIXELS:,} pixels)") from None
+    except OSError as exc:
+        reason = str(exc) or type(exc).__name__
+        if "truncated" in reason.lower():
+            reason = "truncated or damaged file"
+        raise ImageError(str(p), f"cannot decode ({reason})") from None
+    except (ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        raise ImageError(str(p), f"cannot decode ({exc or type(exc).__name__})") from None
+
+
+def to_rgb_array(image: Image.Image, matte: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """Any PIL mode to uint8 RGB; transparent areas are laid over `matte`."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
+        grey = np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode in ("LA", "PA", "La", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        background = Image.new("RGB", image.size, matte)
+        background.paste(image, mask=image.getchannel("A"))
+        image = background
+    elif image.mode != "RGB":
+        image = image.convert("RGB")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def load_rgb(source: ImageInput) -> np.ndarray:
+    """Path, PIL image or array -> HxWx3 uint8 RGB (a copy; the input is never changed).
+
+    Raises:
+        ImageError: the input cannot be read or is not an image.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        return to_rgb_array(open_image(source))
+    if isinstance(source, Image.Image):
+        return to_rgb_array(source)
+    if isinstance(source, np.ndarray):
+        return _check_array(source)
+    raise ImageError(describe(source), f"expected a path, a PIL image or a numpy array, got {type(source).__name__}")
+
+
+def _check_array(a: np.ndarray) -> np.ndarray:
+    if a.dtype != np.uint8:
+        raise ImageError("<array>", f"dtype {a.dtype}; expected uint8 RGB (HxWx3): convert with (a * 255).astype(np.uint8)")
+    if a.ndim == 2:
+        return np.repeat(a[:, :, None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ImageError("<array>", f"shape {a.shape}; expected HxWx3 RGB (or HxW grey, HxWx4 RGBA)")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ImageError("<array>", f"empty image of shape {a.shape}")
+    if a.shape[2] == 4:
+        return to_rgb_array(Image.fromarray(a, "RGBA"))
+    return np.ascontiguousarray(a).copy()
+
+
+def load_rgba(source: ImageInput) -> Image.Image:
+    """The image as RGBA (its own transparency kept), for cut-outs."""
+    if isinstance(source, (str, os.PathLike)):
+        image = open_image(source)
+    elif isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray) and source.dtype == np.uint8 and source.ndim == 3 and source.shape[2] == 4:
+        return Image.fromarray(np.ascontiguousarray(source), "RGBA")
+    else:
+        return Image.fromarray(load_rgb(source)).convert("RGBA")
+    if image.mode == "RGBA":
+        return image.copy()
+    if image.mode in ("LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
+        return image.convert("RGBA")
+    return Image.fromarray(to_rgb_array(image)).convert("RGBA")

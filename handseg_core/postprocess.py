@@ -1,0 +1,110 @@
+"""From a hand probability map to a clean mask: threshold, morphology, cleanup, feathering.
+
+Sizes are fractions of the image's short side (areas: of its pixel count), so one setting means
+the same on a thumbnail and on a 24-megapixel photo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """Post-processing settings. Each step is off when its size is 0.
+
+    threshold: probability at or above which a pixel is hand.
+    open_size / close_size: opening removes specks, closing bridges hairline gaps
+        (fractions of the short side).
+    dilate / erode: grow or shrink the mask (fractions of the short side), after opening and
+        closing.
+    min_area: connected hand regions smaller than this fraction of the image are dropped.
+    fill_holes: background holes inside a hand smaller than this fraction of the image are filled
+        (gaps between fingers are larger and stay open).
+    feather: width of a soft alpha edge (fraction of the short side), for cut-outs.
+    """
+
+    threshold: float = 0.5
+    open_size: float = 0.0
+    close_size: float = 0.0
+    dilate: float = 0.0
+    erode: float = 0.0
+    min_area: float = 0.0002
+    fill_holes: float = 0.0002
+    feather: float = 0.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be within 0..1, got {self.threshold}")
+        for name in ("open_size", "close_size", "dilate", "erode", "min_area", "fill_holes", "feather"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} is a fraction of the image and must be within 0..1, got {value}")
+
+    def with_(self, **changes) -> "Refinement":
+        return replace(self, **changes)
+
+
+NO_REFINEMENT = Refinement(min_area=0.0, fill_holes=0.0)
+
+
+def _pixels(fraction: float, shape: tuple[int, int]) -> int:
+    return max(1, round(fraction * min(shape))) if fraction > 0 else 0
+
+
+def _kernel(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def remove_small_regions(mask: np.ndarray, min_pixels: int) -> np.ndarray:
+    """Drop 8-connected foreground regions with fewer than `min_pixels` pixels."""
+    if min_pixels <= 1:
+        return mask
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    keep = np.zeros(count, dtype=bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_pixels
+    return np.where(keep[labels], 255, 0).astype(np.uint8)
+
+
+def fill_small_holes(mask: np.ndarray, max_pixels: int) -> np.ndarray:
+    """Fill 4-connected background regions that touch no border and are under `max_pixels`."""
+    if max_pixels <= 1:
+        return mask
+    background = (mask == 0).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
+    h, w = mask.shape
+    x, y, bw, bh, area = (stats[:, i] for i in range(5))
+    inner = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h) & (area < max_pixels)
+    inner[0] = False
+    out = mask.copy()
+    out[inner[labels] & (background == 1)] = 255
+    return out
+
+
+def refine(probability: np.ndarray, options: Refinement = Refinement()) -> tuple[np.ndarray, np.ndarray]:
+    """Probability (float HxW, 0..1) -> (mask uint8 0/255, alpha uint8 0..255).
+
+    The alpha equals the mask unless `feather` is set, when its edge ramps over that width.
+    """
+    shape = probability.shape
+    mask = np.where(probability >= options.threshold, 255, 0).astype(np.uint8)
+    if r := _pixels(options.open_size, shape):
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _kernel(r))
+    if r := _pixels(options.close_size, shape):
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel(r))
+    if r := _pixels(options.dilate, shape):
+        mask = cv2.dilate(mask, _kernel(r))
+    if r := _pixels(options.erode, shape):
+        mask = cv2.erode(mask, _kernel(r))
+    area = shape[0] * shape[1]
+    if options.min_area > 0:
+        mask = remove_small_regions(mask, round(options.min_area * area))
+    if options.fill_holes > 0:
+        mask = fill_small_holes(mask, round(options.fill_holes * area))
+    alpha = mask
+    if r := _pixels(options.feather, shape):
+        alpha = cv2.GaussianBlur(mask, (0, 0), sigmaX=r / 2)
+    return mask, alpha

@@ -1,0 +1,57 @@
+"""From a decoded RGB image to the network's input tensor, and from its output back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A network input and what is needed to map the output back onto the image."""
+
+    tensor: np.ndarray  # float32 [1, 3, H', W'], normalised and padded
+    resized_hw: tuple[int, int]  # size of the image inside the padding
+    original_hw: tuple[int, int]
+
+
+def resized_size(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(height, width) with the long side at `long_side`, aspect kept, at least 1 pixel."""
+    scale = long_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def prepare(
+    image: np.ndarray,
+    long_side: int,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    stride: int,
+) -> Prepared:
+    """Resize (long side to `long_side`), normalise, and pad to a multiple of `stride`.
+
+    Padding repeats the border pixels so that the network sees no artificial edge.
+    """
+    h, w = image.shape[:2]
+    rh, rw = resized_size(h, w, long_side)
+    if (rh, rw) != (h, w):
+        interpolation = cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR
+        image = cv2.resize(image, (rw, rh), interpolation=interpolation)
+    x = image.astype(np.float32) * (1 / 255)
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    ph, pw = -rh % stride, -rw % stride
+    if ph or pw:
+        x = np.pad(x, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    return Prepared(np.ascontiguousarray(x.transpose(2, 0, 1)[None]), (rh, rw), (h, w))
+
+
+def restore(probability: np.ndarray, prepared: Prepared) -> np.ndarray:
+    """Crop the padding off a [H', W'] network output and resize it to the original image."""
+    rh, rw = prepared.resized_hw
+    p = probability[:rh, :rw]
+    h, w = prepared.original_hw
+    if (rh, rw) != (h, w):
+        p = cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(p, 0.0, 1.0).astype(np.float32, copy=False)

@@ -1,0 +1,170 @@
+"""The one list of models that the API, the CLI, the plug-ins and the docs all read.
+
+Packaged models live in `handseg_core/models/` and are described by `models/index.json`. More
+folders can be added with the HANDSEG_MODELS environment variable (paths separated by the
+system's path separator); each may hold its own `index.json` and ONNX files exported by
+`handseg export`, which carry their settings in the ONNX metadata and their checksum in a
+`<file>.sha256` sidecar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from handseg_core.errors import ChecksumError, ModelError
+
+PACKAGED_DIR = Path(__file__).parent / "models"
+ENV_FOLDERS = "HANDSEG_MODELS"
+METADATA_PREFIX = "handseg."
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything handseg knows about one model."""
+
+    name: str
+    file: str
+    sha256: str = ""
+    architecture: str = "DeepLabV3+"
+    encoder: str = ""
+    input_size: int = 512
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    stride: int = 32
+    training_data: str = ""
+    terms: str = ""
+    description: str = ""
+    metrics: dict = field(default_factory=dict, hash=False, compare=False)
+    folder: str = ""  # where the file lives; filled in when the registry is read
+
+    @property
+    def path(self) -> Path:
+        return Path(self.folder) / self.file
+
+    def to_metadata(self) -> dict[str, str]:
+        """The settings an exported ONNX file carries, so that it loads by path alone."""
+        values = asdict(self)
+        values.pop("folder")
+        values.pop("sha256")
+        return {METADATA_PREFIX + k: json.dumps(v) for k, v in values.items()}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str], path: Path) -> "ModelSpec":
+        values = {k[len(METADATA_PREFIX):]: json.loads(v) for k, v in metadata.items() if k.startswith(METADATA_PREFIX)}
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        known.setdefault("name", path.stem)
+        known["file"] = path.name
+        known["folder"] = str(path.parent)
+        for key in ("mean", "std"):
+            if key in known:
+                known[key] = tuple(known[key])
+        return cls(**known)
+
+
+def _read_index(folder: Path) -> list[ModelSpec]:
+    index = folder / "index.json"
+    if not index.exists():
+        return []
+    try:
+        entries = json.loads(index.read_text())["models"]
+    except (ValueError, KeyError) as exc:
+        raise ModelError(f"{index}: not a valid model index ({exc}); expected {{\"models\": [...]}}") from None
+    specs = []
+    for entry in entries:
+        entry = dict(entry)
+        entry.pop("default", None)
+        for key in ("mean", "std"):
+            if key in entry:
+                entry[key] = tuple(entry[key])
+        specs.append(ModelSpec(folder=str(folder), **entry))
+    return specs
+
+
+def model_folders() -> list[Path]:
+    """The packaged folder, then those named in HANDSEG_MODELS."""
+    extra = [Path(p).expanduser() for p in os.environ.get(ENV_FOLDERS, "").split(os.pathsep) if p.strip()]
+    return [PACKAGED_DIR, *extra]
+
+
+def available_models() -> dict[str, ModelSpec]:
+    """Name -> spec of every model handseg can load by name, packaged ones first."""
+    models: dict[str, ModelSpec] = {}
+    for folder in model_folders():
+        if not folder.is_dir():
+            continue
+        listed = _read_index(folder)
+        for spec in listed:
+            models.setdefault(spec.name, spec)
+        indexed_files = {s.file for s in listed}
+        for onnx_file in sorted(folder.glob("*.onnx")):
+            if onnx_file.name not in indexed_files and onnx_file.stem not in models:
+                models[onnx_file.stem] = ModelSpec(name=onnx_file.stem, file=onnx_file.name, folder=str(folder))
+    return models
+
+
+def default_model_name() -> str:
+    index = PACKAGED_DIR / "index.json"
+    if index.exists():
+        for entry in json.loads(index.read_text())["models"]:
+            if entry.get("default"):
+                return entry["name"]
+    raise ModelError("no default model is packaged; pass a model name or the path of an .onnx file")
+
+
+def find(name_or_path: str | os.PathLike | None) -> ModelSpec:
+    """Resolve a model name (see `available_models`) or the path of an ONNX file.
+
+    Raises:
+        ModelError: no such model.
+    """
+    if name_or_path is None:
+        name_or_path = default_model_name()
+    text = os.fspath(name_or_path)
+    models = available_models()
+    if text in models:
+        return models[text]
+    path = Path(text).expanduser()
+    if path.suffix.lower() == ".onnx" or path.exists():
+        if not path.is_file():
+            raise ModelError(f"{path}: no such model file")
+        return ModelSpec(name=path.stem, file=path.name, folder=str(path.parent.resolve()))
+    names = ", ".join(models) or "none"
+    raise ModelError(f"unknown model {text!r}; available: {names} (or give the path of an .onnx file)")
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def expected_checksum(spec: ModelSpec) -> str:
+    """The recorded checksum: from the index, else from a `<file>.sha256` sidecar, else ''."""
+    if spec.sha256:
+        return spec.sha256.lower()
+    sidecar = spec.path.with_name(spec.path.name + ".sha256")
+    if sidecar.exists():
+        return sidecar.read_text().split()[0].lower()
+    return ""
+
+
+def read_verified(spec: ModelSpec) -> bytes:
+    """The model file's bytes, after checking them against the recorded checksum.
+
+    Raises:
+        ModelError: the file is missing.
+        ChecksumError: the bytes do not match the recorded checksum.
+    """
+    try:
+        data = spec.path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{spec.path}: model file missing; reinstall handseg or export the model again") from None
+    expected = expected_checksum(spec)
+    if expected and sha256_of(data) != expected:
+        raise ChecksumError(
+            f"{spec.path}: checksum mismatch (expected sha256 {expected[:12]}..., got {sha256_of(data)[:12]}...); "
+            "the file is damaged or was replaced; refusing to load it"
+        )
+    return data

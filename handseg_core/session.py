@@ -1,0 +1,175 @@
+"""A loaded model: ONNX Runtime session plus the pre- and post-processing recorded with it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from handseg_core import registry
+from handseg_core.errors import ModelError
+from handseg_core.images import ImageInput, load_rgb
+from handseg_core.postprocess import Refinement, refine
+from handseg_core.preprocess import prepare, restore
+from handseg_core.registry import ModelSpec
+
+Device = Literal["auto", "cpu", "cuda"]
+_PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    """The hands found in one image, at the image's displayed size.
+
+    mask: uint8 HxW, 255 where there is a hand and 0 elsewhere.
+    probability: float32 HxW in 0..1, the network's hand probability before refinement.
+    alpha: uint8 HxW, the mask with a feathered edge when refinement asks for one (else the mask).
+    """
+
+    mask: np.ndarray
+    probability: np.ndarray
+    alpha: np.ndarray
+    model: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the image."""
+        return self.mask.shape[1], self.mask.shape[0]
+
+    @property
+    def hand_fraction(self) -> float:
+        return float(np.count_nonzero(self.mask)) / self.mask.size
+
+
+def resolve_device(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise ModelError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    available = ort.get_available_providers()
+    if device == "auto":
+        device = "cuda" if "CUDAExecutionProvider" in available else "cpu"
+    if device == "cuda" and "CUDAExecutionProvider" not in available:
+        raise ModelError("device 'cuda' asked for, but this onnxruntime has no CUDA support: pip install onnxruntime-gpu")
+    return _PROVIDERS[device]
+
+
+class HandSegmenter:
+    """A model loaded once and reused for any number of images (thread-safe).
+
+    Create it with `handseg_core.load_model`. Use it as a context manager or call `close()` to
+    free it early.
+    """
+
+    def __init__(self, spec: ModelSpec, *, device: Device = "auto", threads: int | None = None):
+        import onnxruntime as ort
+
+        data = registry.read_verified(spec)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(data, sess_options=options, providers=resolve_device(device))
+        except ModelError:
+            raise
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"{spec.path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
+        metadata = self._session.get_modelmeta().custom_metadata_map
+        if not spec.encoder and any(k.startswith(registry.METADATA_PREFIX) for k in metadata):
+            recorded = ModelSpec.from_metadata(metadata, spec.path)
+            spec = ModelSpec(**{**recorded.__dict__, "sha256": spec.sha256, "name": spec.name})
+        self.spec = spec
+        self.providers = self._session.get_providers()
+        self._input = self._session.get_inputs()[0].name
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"HandSegmenter({self.spec.name!r}, providers={self.providers})"
+
+    def __enter__(self) -> "HandSegmenter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._session = None
+        _forget(self)
+
+    def _run(self, tensor: np.ndarray) -> np.ndarray:
+        if self._session is None:
+            raise ModelError(f"model {self.spec.name!r} was closed; load it again with handseg_core.load_model")
+        return self._session.run(None, {self._input: tensor})[0]
+
+    def probability(self, rgb: np.ndarray, input_size: int | None = None, flip_tta: bool = False) -> np.ndarray:
+        """Hand probability (float32 HxW) for a uint8 RGB array."""
+        size = input_size or self.spec.input_size
+        prepared = prepare(rgb, size, self.spec.mean, self.spec.std, self.spec.stride)
+        tensor = prepared.tensor
+        if flip_tta:
+            tensor = np.concatenate([tensor, tensor[..., ::-1]])
+        out = self._run(np.ascontiguousarray(tensor))[:, 0]
+        p = out[0] if not flip_tta else (out[0] + out[1, :, ::-1]) / 2
+        return restore(p, prepared)
+
+    def segment(
+        self,
+        image: ImageInput,
+        refinement: Refinement | None = None,
+        *,
+        input_size: int | None = None,
+        flip_tta: bool = False,
+    ) -> SegmentationResult:
+        """Find the hands in one image.
+
+        Args:
+            image: a path, a PIL image (any mode) or an HxWx3 uint8 RGB array.
+            refinement: post-processing settings; the defaults of `Refinement` when omitted.
+            input_size: long side the image is resized to for the network (default: the model's).
+            flip_tta: also run the mirrored image and average (slower, sometimes steadier).
+
+        Raises:
+            ImageError: the image cannot be read.
+            ModelError: the session was closed.
+        """
+        rgb = load_rgb(image)
+        probability = self.probability(rgb, input_size, flip_tta)
+        mask, alpha = refine(probability, refinement or Refinement())
+        return SegmentationResult(mask=mask, probability=probability, alpha=alpha, model=self.spec.name)
+
+
+_cache: dict[tuple, HandSegmenter] = {}
+_cache_lock = threading.Lock()
+
+
+def _forget(session: HandSegmenter) -> None:
+    with _cache_lock:
+        for key, value in list(_cache.items()):
+            if value is session:
+                del _cache[key]
+
+
+def load_model(
+    name_or_path: str | os.PathLike | None = None, *, device: Device = "auto", threads: int | None = None
+) -> HandSegmenter:
+    """Load a model by registry name or ONNX path (default: the packaged default model).
+
+    Sessions are cached: asking again for the same model and device returns the same session.
+
+    Raises:
+        ModelError: unknown name, missing or unloadable file, or no such device.
+        ChecksumError: the file does not match its recorded checksum.
+    """
+    spec = registry.find(name_or_path)
+    key = (str(spec.path.resolve()), device, threads)
+    with _cache_lock:
+        session = _cache.get(key)
+        if session is None:
+            session = HandSegmenter(spec, device=device, threads=threads)
+            _cache[key] = session
+    return session

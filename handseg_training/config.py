@@ -1,0 +1,92 @@
+"""Training settings, read from a TOML file (see configs/)."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from handseg_training.augment import AugmentConfig
+
+
+@dataclass
+class DataConfig:
+    root: str = "../shared/data"  # relative paths below are under this folder
+    frames: list[str] = field(default_factory=lambda: ["egohands_400"])  # scenes, random crops
+    frame_size: tuple[int, int] = (288, 512)  # height, width the frames are stored at
+    val_groups: list[str] = field(default_factory=list)  # videos held out of `frames` for validation
+    hand_photos: list[str] = field(default_factory=list)  # hand photos pasted onto backgrounds
+    hand_photo_size: int = 192
+    backgrounds: list[str] = field(default_factory=list)  # folders of hand-free images (and faces)
+    background_size: tuple[int, int] = (256, 256)
+    composite_fraction: float = 0.0  # share of each batch made of pasted hands
+    holdout_subjects: float = 0.2  # 11k Hands subjects kept out of training, for the skin-tone report
+    eval: list[str] = field(default_factory=lambda: ["egohands_cross14"])  # reported after training
+
+
+@dataclass
+class TrainConfig:
+    name: str = "handseg-model"
+    encoder: str = "tf_efficientnet_lite0"
+    decoder_channels: int = 256
+    encoder_weights: str = "package"  # package | imagenet | none | PATH
+    input_size: int = 512  # long side at inference
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    crop: int = 256
+    batch: int = 16
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 50
+    loss: Literal["bce", "bce+dice"] = "bce+dice"
+    max_steps: int = 100_000
+    time_budget_minutes: float = 10.0  # the cosine schedule runs over whichever ends first
+    precision: Literal["fp32", "bf16"] = "bf16"
+    log_every: int = 20
+    checkpoint_every_minutes: float = 5.0
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+def _build(cls, values: dict, where: str):
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    kwargs = {}
+    for key, value in values.items():
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default):
+            kwargs[key] = _build(type(default), value, f"{where}.{key}")
+        elif isinstance(default, tuple):
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
+    """Read a TOML config; `overrides` (dotted keys, e.g. {"data.root": ...}) win over the file."""
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = values
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return _build(TrainConfig, values, str(path))
+
+
+def to_dict(config: TrainConfig) -> dict:
+    return dataclasses.asdict(config)

@@ -1,0 +1,123 @@
+"""Export a trained checkpoint to one self-describing ONNX file, checked against torch."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from handseg_core.registry import ModelSpec, sha256_of
+from handseg_training.config import TrainConfig
+
+OPSET = 17
+
+
+class WithSigmoid(nn.Module):
+    """The network as shipped: normalised image in, hand probability out."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model(image))
+
+
+def spec_for(cfg: TrainConfig, name: str | None = None, metrics: dict | None = None) -> ModelSpec:
+    return ModelSpec(
+        name=name or cfg.name,
+        file=f"{name or cfg.name}.onnx",
+        architecture="DeepLabV3+",
+        encoder=cfg.encoder,
+        input_size=cfg.input_size,
+        mean=tuple(cfg.mean),
+        std=tuple(cfg.std),
+        stride=32,
+        training_data=", ".join([*cfg.data.frames, *cfg.data.hand_photos, *cfg.data.backgrounds]),
+        metrics=metrics or {},
+    )
+
+
+def to_onnx_bytes(model: nn.Module, example_hw: tuple[int, int] = (288, 512)) -> bytes:
+    """Trace the model (fp32, eval mode) into ONNX with dynamic batch and size, in one file."""
+    wrapped = WithSigmoid(model).eval().float().to(memory_format=torch.contiguous_format)
+    example = torch.randn(1, 3, *example_hw)
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        wrapped,
+        (example,),
+        buffer,
+        input_names=["image"],
+        output_names=["probability"],
+        dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "probability": {0: "batch", 2: "height", 3: "width"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+    return buffer.getvalue()
+
+
+def add_metadata(onnx_bytes: bytes, metadata: dict[str, str]) -> bytes:
+    import onnx
+
+    proto = onnx.load_from_string(onnx_bytes)
+    del proto.metadata_props[:]
+    for key, value in sorted(metadata.items()):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return proto.SerializeToString()
+
+
+def check_against_torch(model: nn.Module, onnx_bytes: bytes, sizes=((288, 512), (320, 224))) -> float:
+    """Largest absolute probability difference between torch and ONNX Runtime on random inputs."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    wrapped = WithSigmoid(model).eval().float()
+    worst = 0.0
+    generator = torch.Generator().manual_seed(0)
+    for h, w in sizes:
+        x = torch.randn(2, 3, h, w, generator=generator)
+        with torch.no_grad():
+            expected = wrapped(x).numpy()
+        got = session.run(None, {"image": x.numpy()})[0]
+        worst = max(worst, float(np.abs(expected - got).max()))
+    return worst
+
+
+def export(
+    model: nn.Module, cfg: TrainConfig, out_path: Path, name: str | None = None, metrics: dict | None = None,
+    tolerance: float = 1e-3,
+) -> ModelSpec:
+    """Write `out_path` (.onnx) and its `.sha256` sidecar; returns the registry spec for it.
+
+    Raises:
+        RuntimeError: ONNX Runtime disagrees with torch by more than `tolerance`.
+    """
+    model = model.cpu().eval().float().to(memory_format=torch.contiguous_format)
+    spec = spec_for(cfg, name or out_path.stem, metrics)
+    spec = replace(spec, file=out_path.name)
+    data = add_metadata(to_onnx_bytes(model), spec.to_metadata())
+    difference = check_against_torch(model, data)
+    if difference > tolerance:
+        raise RuntimeError(f"ONNX export differs from torch by {difference:.2e} (> {tolerance:.0e}); not written")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(out_path)
+    digest = sha256_of(data)
+    out_path.with_name(out_path.name + ".sha256").write_text(f"{digest}  {out_path.name}\n")
+    return replace(spec, sha256=digest, folder=str(out_path.parent))
+
+
+def index_entry(spec: ModelSpec, default: bool = False) -> dict:
+    """The spec as an entry of a models folder's index.json."""
+    entry = {k: v for k, v in spec.__dict__.items() if k != "folder"}
+    entry["mean"], entry["std"] = list(spec.mean), list(spec.std)
+    if default:
+        entry["default"] = True
+    return json.loads(json.dumps(entry))

@@ -1,0 +1,254 @@
+"""The training recipe: DeepLabV3+, Adam, BCE-with-logits (+ Dice), augmentation on the device.
+
+`run(config)` trains, checkpoints (safetensors), evaluates and exports one ONNX file. It runs on
+a GPU when there is one and on the CPU otherwise; the schedule spans whichever of `max_steps` and
+`time_budget_minutes` ends first, so the same config finishes on either.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from handseg_core.metrics import MaskStats
+from handseg_core.preprocess import prepare, restore
+from handseg_training import data as D
+from handseg_training.augment import composites, photometric, random_crops
+from handseg_training.config import TrainConfig, to_dict
+from handseg_training.model import build_model
+
+log = logging.getLogger(__name__)
+STRIDE = 32
+
+
+@dataclass
+class TrainingData:
+    frames: torch.Tensor | None  # uint8 [N, 4, H, W]
+    hands: torch.Tensor | None  # uint8 [N, 4, S, S]
+    backgrounds: torch.Tensor | None  # uint8 [M, 3, H, W]
+    val_pairs: list[tuple[Path, Path]]
+    holdout_hands: list[tuple[Path, Path]]
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def prepare_data(cfg: TrainConfig, cache_dir: Path | None) -> TrainingData:
+    root = Path(cfg.data.root)
+    frame_pairs, val_pairs = [], []
+    for name in cfg.data.frames:
+        for pair in D.PairFolder(root / name).pairs():
+            (val_pairs if D.video_of(pair[0]) in cfg.data.val_groups else frame_pairs).append(pair)
+    hand_pairs, holdout = [], []
+    for name in cfg.data.hand_photos:
+        folder = root / name
+        pairs = D.PairFolder(folder).pairs()
+        info = D.hands11k_subjects(folder)
+        if info and cfg.data.holdout_subjects > 0:
+            pairs, held = D.split_by_subject(pairs, info, cfg.data.holdout_subjects, cfg.seed)
+            holdout += held
+        hand_pairs += pairs
+    background_paths = [p for name in cfg.data.backgrounds for p in D.list_images(root / name)]
+    log.info(
+        "data: %d frames (%d held out for validation), %d hand photos (%d held out), %d backgrounds",
+        len(frame_pairs), len(val_pairs), len(hand_pairs), len(holdout), len(background_paths),
+    )
+    s = cfg.data.hand_photo_size
+    return TrainingData(
+        frames=D.load_pairs(frame_pairs, cfg.data.frame_size, cache_dir) if frame_pairs else None,
+        hands=D.load_pairs(hand_pairs, (s, s), cache_dir) if hand_pairs else None,
+        backgrounds=D.load_images(background_paths, cfg.data.background_size, cache_dir) if background_paths else None,
+        val_pairs=val_pairs,
+        holdout_hands=holdout,
+    )
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    loss = F.binary_cross_entropy_with_logits(logits, target)
+    if kind == "bce+dice":
+        p = torch.sigmoid(logits)
+        inter = (p * target).sum(dim=(1, 2, 3))
+        total = p.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
+        loss = loss + (1 - (2 * inter + 1) / (total + 1)).mean()
+    return loss
+
+
+def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    return cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def make_batch(cfg: TrainConfig, data: TrainingData, gen: torch.Generator, device: torch.device):
+    n_comp = 0
+    if data.hands is not None and data.backgrounds is not None:
+        n_comp = round(cfg.batch * cfg.data.composite_fraction)
+    if data.frames is None:
+        n_comp = cfg.batch
+    n_frames = cfg.batch - n_comp
+    images, masks = [], []
+    out = (cfg.crop, cfg.crop)
+    if n_frames:
+        index = torch.randint(0, data.frames.shape[0], (n_frames,), generator=gen, device=device)
+        i, m = random_crops(data.frames, index, out, cfg.augment, gen)
+        images.append(i)
+        masks.append(m)
+    if n_comp:
+        i, m = composites(data.hands, data.backgrounds, out, n_comp, cfg.augment, gen)
+        images.append(i)
+        masks.append(m)
+    x = photometric(torch.cat(images), cfg.augment, gen)
+    mean = torch.tensor(cfg.mean, device=device)[None, :, None, None]
+    std = torch.tensor(cfg.std, device=device)[None, :, None, None]
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last), torch.cat(masks)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, image: np.ndarray, cfg: TrainConfig, device: torch.device) -> np.ndarray:
+    """Hand probability for one RGB image, with the same pre- and post-processing as the engine."""
+    prepared = prepare(image, cfg.input_size, cfg.mean, cfg.std, STRIDE)
+    x = torch.from_numpy(prepared.tensor).to(device)
+    p = torch.sigmoid(model(x).float())[0, 0].cpu().numpy()
+    return restore(p, prepared)
+
+
+def evaluate(model, pairs, cfg: TrainConfig, device, groups: dict[str, str] | None = None) -> dict:
+    """Mean per-image hand IoU (and accuracy, precision, recall); per group when groups are given."""
+    model.eval()
+    overall = MaskStats()
+    by_group: dict[str, MaskStats] = {}
+    for image_path, mask_path in pairs:
+        truth = D.read_mask(mask_path) >= 128
+        predicted = predict(model, D.read_rgb(image_path), cfg, device) >= 0.5
+        overall.add(predicted, truth)
+        if groups is not None:
+            by_group.setdefault(groups.get(image_path.stem, "unknown"), MaskStats()).add(predicted, truth)
+    result = overall.summary()
+    if groups is not None:
+        result["groups"] = {k: v.summary() for k, v in sorted(by_group.items())}
+    return result
+
+
+def save_checkpoint(model: torch.nn.Module, cfg: TrainConfig, path: Path, extra: dict) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = path.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata={"config": json.dumps(to_dict(cfg)), **{k: json.dumps(v) for k, v in extra.items()}})
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> tuple[torch.nn.Module, TrainConfig]:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from handseg_training.config import _build
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if "config" not in meta:
+        raise ValueError(f"{path}: not a handseg checkpoint (no config in its metadata)")
+    cfg = _build(TrainConfig, json.loads(meta["config"]), str(path))
+    model = build_model(cfg.encoder, cfg.decoder_channels, encoder_weights=None)
+    model.load_state_dict(load_file(str(path)))
+    return model.eval(), cfg
+
+
+def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path | None = None, progress=None) -> dict:
+    """Train, checkpoint, evaluate and export. Returns the report also written to report.json."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = pick_device(device)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator(device=dev).manual_seed(cfg.seed)
+    (out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+
+    data = prepare_data(cfg, cache_dir)
+    data = TrainingData(
+        frames=None if data.frames is None else data.frames.to(dev),
+        hands=None if data.hands is None else data.hands.to(dev),
+        backgrounds=None if data.backgrounds is None else data.backgrounds.to(dev),
+        val_pairs=data.val_pairs,
+        holdout_hands=data.holdout_hands,
+    )
+    model = build_model(cfg.encoder, cfg.decoder_channels, cfg.encoder_weights).to(dev)
+    model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+
+    budget = cfg.time_budget_minutes * 60
+    start = last_ckpt = time.monotonic()
+    history = []
+    step = 0
+    seen = 0
+    running = None
+    checkpoint = out_dir / "model.safetensors"
+    model.train()
+    while step < cfg.max_steps:
+        elapsed = time.monotonic() - start
+        fraction = max(step / cfg.max_steps, elapsed / budget)
+        if fraction >= 1:
+            break
+        lr = learning_rate(cfg, step, fraction)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = make_batch(cfg, data, gen, dev)
+        with amp:
+            logits = model(x)
+        loss = loss_fn(logits.float(), y, cfg.loss)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        seen += x.shape[0]
+        value = float(loss)
+        running = value if running is None else 0.95 * running + 0.05 * value
+        if step % cfg.log_every == 0 or step == 1:
+            elapsed = time.monotonic() - start
+            history.append({"step": step, "loss": value, "smoothed": running, "lr": lr, "seconds": elapsed})
+            log.info("step %d loss %.4f (smoothed %.4f) lr %.2e %.1f img/s", step, value, running, lr, seen / elapsed)
+            if progress is not None:
+                progress(min(1.0, max(step / cfg.max_steps, elapsed / budget)), running)
+        if time.monotonic() - last_ckpt > cfg.checkpoint_every_minutes * 60:
+            save_checkpoint(model, cfg, checkpoint, {"step": step})
+            last_ckpt = time.monotonic()
+    train_seconds = time.monotonic() - start
+    save_checkpoint(model, cfg, checkpoint, {"step": step})
+    log.info("trained %d steps, %d images in %.0f s on %s", step, seen, train_seconds, dev)
+
+    report = {
+        "name": cfg.name,
+        "device": str(dev),
+        "steps": step,
+        "images_seen": seen,
+        "train_seconds": round(train_seconds, 1),
+        "history": history,
+        "eval": {},
+    }
+    model.eval()
+    if data.val_pairs:
+        report["eval"]["validation"] = evaluate(model, data.val_pairs, cfg, dev)
+    if data.holdout_hands:
+        info = {}
+        for name in cfg.data.hand_photos:
+            info.update(D.hands11k_subjects(Path(cfg.data.root) / name))
+        groups = {stem: row["skinColor"] for stem, row in info.items()}
+        report["eval"]["hands11k_holdout"] = evaluate(model, data.holdout_hands, cfg, dev, groups)
+    for name in cfg.data.eval:
+        folder = Path(cfg.data.root) / name
+        if folder.exists():
+            report["eval"][name] = evaluate(model, D.PairFolder(folder).pairs(), cfg, dev)
+    for name, result in report["eval"].items():
+        log.info("eval %s: IoU %.4f", name, result["iou"])
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    return report

@@ -15,7 +15,7 @@ from handseg_core._version import __version__
 from handseg_core.compose import Background
 from handseg_core.errors import ChecksumError, HandsegError, ImageError, ModelError
 from handseg_core.images import ImageInput
-from handseg_core.postprocess import Refinement
+from handseg_core.postprocess import Refinement, refine
 from handseg_core.session import HandSegmenter, SegmentationResult, load_model
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "__version__",
     "cutout",
     "load_model",
+    "refine",
     "segment",
 ]
 

@@ -12,8 +12,8 @@ class ImageError(HandsegError):
 
     def __init__(self, source: str, reason: str):
         self.source = source
-        self.reason = reason
-        super().__init__(f"{source}: {reason}")
+        self.reason = " ".join(reason.splitlines())  # messages are one line
+        super().__init__(f"{source}: {self.reason}")
 
 
 class ModelError(HandsegError):

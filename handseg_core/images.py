@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Union
 
@@ -42,7 +43,8 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         raise ImageError(str(p), "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # PIL warns from 89 Mpx; our own limit (MAX_PIXELS, checked below) decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(p) as im:
                 w, h = im.size
                 if w * h > MAX_PIXELS:
@@ -54,8 +56,8 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         raise
     except UnidentifiedImageError:
         raise ImageError(str(p), "not an image file handseg can read (JPEG, PNG, WebP, GIF, BMP, TIFF)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(str(p), f"too large (more than {MAX_PIXELS:,} pixels)") from None
+    except Image.DecompressionBombError:
+        raise ImageError(str(p), f"too large (handseg takes at most {MAX_PIXELS:,} pixels)") from None
     except OSError as exc:
         reason = str(exc) or type(exc).__name__
         if "truncated" in reason.lower():
@@ -68,7 +70,7 @@ def open_image(path: str | os.PathLike) -> Image.Image:
 def to_rgb_array(image: Image.Image, matte: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
     """Any PIL mode to uint8 RGB; transparent areas are laid over `matte`."""
     mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if mode.startswith("I;16") or mode in ("I", "F"):
         a = np.asarray(image, dtype=np.float64)
         top = 65535.0 if mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
         grey = np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -76,7 +78,7 @@ def to_rgb_array(image: Image.Image, matte: tuple[int, int, int] = (255, 255, 25
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     elif mode in ("LA", "PA", "La", "RGBa"):
-        image = image.convert("RGBA")
+        image = _to_rgba(image)
     if image.mode == "RGBA":
         background = Image.new("RGB", image.size, matte)
         background.paste(image, mask=image.getchannel("A"))
@@ -95,7 +97,8 @@ def load_rgb(source: ImageInput) -> np.ndarray:
     if isinstance(source, (str, os.PathLike)):
         return to_rgb_array(open_image(source))
     if isinstance(source, Image.Image):
-        return to_rgb_array(source)
+        with _pil_errors(source):
+            return to_rgb_array(source)
     if isinstance(source, np.ndarray):
         return _check_array(source)
     raise ImageError(describe(source), f"expected a path, a PIL image or a numpy array, got {type(source).__name__}")
@@ -104,12 +107,12 @@ def load_rgb(source: ImageInput) -> np.ndarray:
 def _check_array(a: np.ndarray) -> np.ndarray:
     if a.dtype != np.uint8:
         raise ImageError("<array>", f"dtype {a.dtype}; expected uint8 RGB (HxWx3): convert with (a * 255).astype(np.uint8)")
-    if a.ndim == 2:
-        return np.repeat(a[:, :, None], 3, axis=2)
-    if a.ndim != 3 or a.shape[2] not in (3, 4):
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
         raise ImageError("<array>", f"shape {a.shape}; expected HxWx3 RGB (or HxW grey, HxWx4 RGBA)")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ImageError("<array>", f"empty image of shape {a.shape}")
+    if a.ndim == 2:
+        return np.repeat(a[:, :, None], 3, axis=2)
     if a.shape[2] == 4:
         return to_rgb_array(Image.fromarray(a, "RGBA"))
     return np.ascontiguousarray(a).copy()
@@ -120,6 +123,8 @@ def load_rgba(source: ImageInput) -> Image.Image:
     if isinstance(source, (str, os.PathLike)):
         image = open_image(source)
     elif isinstance(source, Image.Image):
+        with _pil_errors(source):
+            source.load()
         image = source
     elif isinstance(source, np.ndarray) and source.dtype == np.uint8 and source.ndim == 3 and source.shape[2] == 4:
         return Image.fromarray(np.ascontiguousarray(source), "RGBA")
@@ -127,6 +132,22 @@ def load_rgba(source: ImageInput) -> Image.Image:
         return Image.fromarray(load_rgb(source)).convert("RGBA")
     if image.mode == "RGBA":
         return image.copy()
-    if image.mode in ("LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
-        return image.convert("RGBA")
-    return Image.fromarray(to_rgb_array(image)).convert("RGBA")
+    with _pil_errors(image):
+        if image.mode in ("LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
+            return _to_rgba(image)
+        return Image.fromarray(to_rgb_array(image)).convert("RGBA")
+
+
+def _to_rgba(image: Image.Image) -> Image.Image:
+    # PIL converts premultiplied La only to LA.
+    return (image.convert("LA") if image.mode == "La" else image).convert("RGBA")
+
+
+@contextmanager
+def _pil_errors(image: Image.Image):
+    """PIL's errors on a caller's image (lazily read from a damaged file, odd mode) as ImageError."""
+    try:
+        yield
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageError(describe(image), f"cannot read this {image.mode} image ({reason})") from None

@@ -80,7 +80,10 @@ def _read_index(folder: Path) -> list[ModelSpec]:
         for key in ("mean", "std"):
             if key in entry:
                 entry[key] = tuple(entry[key])
-        specs.append(ModelSpec(folder=str(folder), **entry))
+        try:
+            specs.append(ModelSpec(folder=str(folder), **entry))
+        except TypeError as exc:
+            raise ModelError(f"{index}: entry {entry.get('name', '?')!r} is not a valid model entry ({exc})") from None
     return specs
 
 
@@ -131,6 +134,9 @@ def find(name_or_path: str | os.PathLike | None) -> ModelSpec:
     if path.suffix.lower() == ".onnx" or path.exists():
         if not path.is_file():
             raise ModelError(f"{path}: no such model file")
+        for spec in models.values():  # a registered model given by path keeps its recorded checksum
+            if spec.path.is_file() and spec.path.resolve() == path.resolve():
+                return spec
         return ModelSpec(name=path.stem, file=path.name, folder=str(path.parent.resolve()))
     names = ", ".join(models) or "none"
     raise ModelError(f"unknown model {text!r}; available: {names} (or give the path of an .onnx file)")

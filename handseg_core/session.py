@@ -58,7 +58,7 @@ def resolve_device(device: str) -> list[str]:
 
 
 class HandSegmenter:
-    """A model loaded once and reused for any number of images (thread-safe).
+    """A model loaded once and reused for any number of images (ONNX Runtime runs are thread-safe).
 
     Create it with `handseg_core.load_model`. Use it as a context manager or call `close()` to
     free it early.
@@ -75,18 +75,18 @@ class HandSegmenter:
         options.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(data, sess_options=options, providers=resolve_device(device))
+            metadata = self._session.get_modelmeta().custom_metadata_map
+            if not spec.encoder and any(k.startswith(registry.METADATA_PREFIX) for k in metadata):
+                recorded = ModelSpec.from_metadata(metadata, spec.path)
+                spec = ModelSpec(**{**recorded.__dict__, "sha256": spec.sha256, "name": spec.name})
         except ModelError:
             raise
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"{spec.path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
-        metadata = self._session.get_modelmeta().custom_metadata_map
-        if not spec.encoder and any(k.startswith(registry.METADATA_PREFIX) for k in metadata):
-            recorded = ModelSpec.from_metadata(metadata, spec.path)
-            spec = ModelSpec(**{**recorded.__dict__, "sha256": spec.sha256, "name": spec.name})
+        except Exception as exc:  # onnxruntime raises its own exception types; damaged metadata too
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"{spec.path}: not a loadable ONNX model ({reason})") from None
         self.spec = spec
         self.providers = self._session.get_providers()
         self._input = self._session.get_inputs()[0].name
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"HandSegmenter({self.spec.name!r}, providers={self.providers})"
@@ -166,10 +166,19 @@ def load_model(
         ChecksumError: the file does not match its recorded checksum.
     """
     spec = registry.find(name_or_path)
-    key = (str(spec.path.resolve()), device, threads)
+    path = spec.path.resolve()
+    try:
+        stat = path.stat()
+    except OSError:
+        raise ModelError(f"{spec.path}: model file missing; reinstall handseg or export the model again") from None
+    # The file's size and time are part of the key: a replaced or damaged file is read (and
+    # verified) again instead of being served from the cache.
+    key = (str(path), stat.st_size, stat.st_mtime_ns, device, threads)
     with _cache_lock:
         session = _cache.get(key)
         if session is None:
             session = HandSegmenter(spec, device=device, threads=threads)
+            for old in [k for k in _cache if k[0] == key[0] and k[3:] == key[3:]]:
+                del _cache[old]
             _cache[key] = session
     return session

@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from handseg_core.metrics import hand_iou
+from handseg_core.postprocess import NO_REFINEMENT, Refinement, fill_small_holes, refine, remove_small_regions
+
+
+def square(size: int, top: int, left: int, side: int) -> np.ndarray:
+    p = np.zeros((size, size), np.float32)
+    p[top:top + side, left:left + side] = 1.0
+    return p
+
+
+def components(mask: np.ndarray) -> int:
+    return cv2.connectedComponents((mask > 0).astype(np.uint8), connectivity=8)[0] - 1
+
+
+def test_threshold_splits_at_the_given_probability():
+    p = np.linspace(0, 1, 101, dtype=np.float32).reshape(1, 101).repeat(3, axis=0)
+    for t in (0.0, 0.3, 0.5, 0.9, 1.0):
+        mask, alpha = refine(p, NO_REFINEMENT.with_(threshold=t))
+        assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
+        assert np.array_equal(mask == 255, p >= t)
+        assert np.array_equal(alpha, mask)
+
+
+def test_default_refinement_output_types():
+    p = np.random.default_rng(0).random((40, 30)).astype(np.float32)
+    mask, alpha = refine(p)
+    assert mask.shape == alpha.shape == (40, 30)
+    assert mask.dtype == alpha.dtype == np.uint8
+    assert set(np.unique(mask)) <= {0, 255}
+
+
+def test_refine_does_not_change_the_probability():
+    p = square(50, 10, 10, 20)
+    before = p.copy()
+    refine(p, Refinement(open_size=0.05, close_size=0.05, dilate=0.02, feather=0.05))
+    assert np.array_equal(p, before)
+
+
+def test_opening_removes_specks_and_keeps_the_hand():
+    p = square(200, 50, 50, 80)
+    p[10, 10] = p[150, 180] = p[20:22, 170:172] = 1.0
+    plain, _ = refine(p, NO_REFINEMENT)
+    opened, _ = refine(p, NO_REFINEMENT.with_(open_size=0.02))
+    assert components(plain) == 4 and components(opened) == 1
+    assert hand_iou(opened, p > 0.5) > 0.98
+
+
+def test_closing_bridges_a_hairline_gap():
+    p = np.zeros((200, 200), np.float32)
+    p[50:150, 40:99] = 1
+    p[50:150, 101:160] = 1  # 2-pixel crack
+    plain, _ = refine(p, NO_REFINEMENT)
+    closed, _ = refine(p, NO_REFINEMENT.with_(close_size=0.02))
+    assert components(plain) == 2 and components(closed) == 1
+    assert (closed[60:140, 99:101] == 255).all()
+
+
+def test_dilate_grows_and_erode_shrinks():
+    p = square(100, 30, 30, 40)
+    base, _ = refine(p, NO_REFINEMENT)
+    grown, _ = refine(p, NO_REFINEMENT.with_(dilate=0.05))
+    shrunk, _ = refine(p, NO_REFINEMENT.with_(erode=0.05))
+    assert (grown[base == 255] == 255).all() and np.count_nonzero(grown) > np.count_nonzero(base)
+    assert (base[shrunk == 255] == 255).all() and np.count_nonzero(shrunk) < np.count_nonzero(base)
+    # 5 % of a 100-pixel side is a 5-pixel radius: the 40-pixel square becomes about 30 or 50 wide.
+    assert np.count_nonzero(shrunk[50]) == pytest.approx(30, abs=1)
+    assert np.count_nonzero(grown[50]) == pytest.approx(50, abs=1)
+
+
+@pytest.mark.parametrize("option", ["dilate", "erode", "open_size", "close_size"])
+def test_sizes_scale_with_the_image(option):
+    def picture(scale: int) -> np.ndarray:
+        p = np.zeros((100 * scale, 150 * scale), np.float32)
+        p[20 * scale:80 * scale, 30 * scale:42 * scale] = 1  # a finger
+        p[20 * scale:80 * scale, 48 * scale:60 * scale] = 1  # a finger after a gap
+        p[40 * scale:60 * scale, 80 * scale:86 * scale] = 1  # a thin stroke
+        return p
+
+    settings = NO_REFINEMENT.with_(**{option: 0.04})
+    small, _ = refine(picture(1), settings)
+    large, _ = refine(picture(2), settings)
+    unrefined, _ = refine(picture(1), NO_REFINEMENT)
+    large_at_small = cv2.resize(large, small.shape[::-1], interpolation=cv2.INTER_AREA) >= 128
+    assert hand_iou(large_at_small, small) > 0.95
+    assert hand_iou(small, unrefined) < 0.9  # the step did change the mask a good deal
+
+
+def test_small_regions_are_removed():
+    p = square(100, 10, 10, 30)  # 900 px, 9 % of the image
+    p[80:83, 80:83] = 1  # 9 px, 0.09 %
+    mask, _ = refine(p, NO_REFINEMENT.with_(min_area=0.002))
+    assert components(mask) == 1 and mask[81, 81] == 0 and mask[20, 20] == 255
+    kept, _ = refine(p, NO_REFINEMENT.with_(min_area=0.0005))
+    assert components(kept) == 2
+
+
+def test_small_holes_are_filled_but_the_gap_between_fingers_stays_open():
+    p = np.zeros((200, 200), np.float32)
+    p[40:160, 40:160] = 1  # palm
+    p[60:62, 60:62] = 0  # a 4-pixel hole (0.01 % of the image)
+    p[100:150, 80:120] = 0  # a 2000-pixel enclosed gap (5 %), e.g. fingers that touch at the tips
+    mask, _ = refine(p)  # default fill_holes: 0.02 % of the image
+    assert (mask[60:62, 60:62] == 255).all()
+    assert (mask[100:150, 80:120] == 0).all()
+    untouched, _ = refine(p, NO_REFINEMENT)
+    assert (untouched[60:62, 60:62] == 0).all()
+
+
+def test_holes_touching_the_border_are_not_filled():
+    mask = np.zeros((50, 50), np.uint8)
+    mask[:, 10:40] = 255
+    mask[0:2, 20:22] = 0  # a notch at the top border
+    assert np.array_equal(fill_small_holes(mask, 100), mask)
+
+
+def test_remove_and_fill_helpers_leave_their_input_alone():
+    mask = np.zeros((30, 30), np.uint8)
+    mask[5:25, 5:25] = 255
+    mask[10, 10] = 0
+    mask[0, 29] = 255
+    before = mask.copy()
+    removed = remove_small_regions(mask, 5)
+    filled = fill_small_holes(mask, 5)
+    assert np.array_equal(mask, before)
+    assert removed[0, 29] == 0 and filled[10, 10] == 255
+
+
+def test_feather_ramps_alpha_only_near_edges():
+    p = square(200, 50, 50, 100)
+    mask, alpha = refine(p, NO_REFINEMENT.with_(feather=0.05))  # 10-pixel feather
+    plain, _ = refine(p, NO_REFINEMENT)
+    assert np.array_equal(mask, plain)  # the mask itself stays hard
+    soft = (alpha > 0) & (alpha < 255)
+    assert soft.any()
+    outside = cv2.distanceTransform((mask == 0).astype(np.uint8), cv2.DIST_L2, 5)
+    inside = cv2.distanceTransform((mask == 255).astype(np.uint8), cv2.DIST_L2, 5)
+    distance_to_edge = np.maximum(outside, inside)
+    assert distance_to_edge[soft].max() <= 20
+    assert (alpha[distance_to_edge > 20] == mask[distance_to_edge > 20]).all()
+    assert alpha[100, 100] == 255 and alpha[5, 5] == 0
+
+
+def test_feather_width_scales_with_the_image():
+    widths = []
+    for scale in (1, 2):
+        p = square(100 * scale, 25 * scale, 25 * scale, 50 * scale)
+        _, alpha = refine(p, NO_REFINEMENT.with_(feather=0.05))
+        row = alpha[50 * scale]
+        widths.append(np.count_nonzero((row > 10) & (row < 245)) / scale)
+    assert widths[0] > 2
+    assert widths[1] == pytest.approx(widths[0], rel=0.25)
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"threshold": 1.5}, ["threshold", "0..1", "1.5"]),
+    ({"threshold": -0.1}, ["threshold", "0..1"]),
+    ({"threshold": math.nan}, ["threshold"]),
+    ({"open_size": -0.01}, ["open_size", "fraction"]),
+    ({"close_size": 1.0}, ["close_size", "fraction"]),
+    ({"dilate": 2}, ["dilate", "fraction"]),
+    ({"erode": math.nan}, ["erode"]),
+    ({"min_area": 5.0}, ["min_area"]),
+    ({"fill_holes": -1}, ["fill_holes"]),
+    ({"feather": 10}, ["feather"]),
+])
+def test_refinement_validation(changes, words):
+    with pytest.raises(ValueError) as caught:
+        Refinement(**changes)
+    for word in words:
+        assert word in str(caught.value)
+    with pytest.raises(ValueError):
+        Refinement().with_(**changes)
+
+
+def test_refinement_with_returns_a_changed_copy():
+    base = Refinement()
+    changed = base.with_(dilate=0.01)
+    assert changed.dilate == 0.01 and base.dilate == 0.0
+    assert changed.threshold == base.threshold

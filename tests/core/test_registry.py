@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+
+import pytest
+
+import handseg_core
+from handseg_core import ChecksumError, ModelError, registry
+from handseg_core.registry import ModelSpec, available_models, expected_checksum, find, read_verified
+from tiny_model import write_red_model
+
+PACKAGED = "handseg-lite0"
+
+
+def flip_one_byte(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_packaged_index_is_read():
+    index = json.loads((registry.PACKAGED_DIR / "index.json").read_text())["models"]
+    models = available_models()
+    for entry in index:
+        spec = models[entry["name"]]
+        assert spec.file == entry["file"] and spec.sha256 == entry["sha256"]
+        assert spec.input_size == entry["input_size"] and spec.stride == entry["stride"]
+        assert spec.mean == tuple(entry["mean"]) and spec.std == tuple(entry["std"])
+        assert spec.path.is_file()
+    assert [e["name"] for e in index if e.get("default")] == [registry.default_model_name()]
+
+
+def test_packaged_models_match_their_checksums():
+    for spec in available_models().values():
+        data = read_verified(spec)
+        assert hashlib.sha256(data).hexdigest() == spec.sha256
+
+
+def test_find_default_by_name_and_by_path():
+    default = find(None)
+    assert default.name == registry.default_model_name() == PACKAGED
+    assert find(PACKAGED) == default
+    # A registered model given by its path keeps its name and recorded checksum.
+    by_path = find(str(default.path))
+    assert by_path.name == PACKAGED and by_path.sha256 == default.sha256
+
+
+def test_unknown_name_lists_the_available_models(tmp_path, monkeypatch):
+    write_red_model(tmp_path, "extra-model")
+    monkeypatch.setenv("HANDSEG_MODELS", str(tmp_path))
+    with pytest.raises(ModelError) as caught:
+        find("no-such-model")
+    text = str(caught.value)
+    assert "no-such-model" in text and PACKAGED in text and "extra-model" in text and ".onnx" in text
+    with pytest.raises(ModelError, match="no-such-model"):
+        handseg_core.load_model("no-such-model")
+
+
+def test_missing_onnx_path(tmp_path):
+    with pytest.raises(ModelError, match="no such model file") as caught:
+        find(tmp_path / "absent.onnx")
+    assert "absent.onnx" in str(caught.value)
+
+
+def test_env_folders_add_models(tmp_path, monkeypatch):
+    first, second = tmp_path / "a", tmp_path / "b"
+    write_red_model(first, "from-a")
+    write_red_model(second, "from-b")
+    assert "from-a" not in available_models()
+    monkeypatch.setenv("HANDSEG_MODELS", os.pathsep.join([str(first), "", str(second), str(tmp_path / "absent")]))
+    models = available_models()
+    assert list(models)[0] == PACKAGED  # packaged first
+    assert models["from-a"].path == first / "from-a.onnx"
+    assert models["from-b"].path == second / "from-b.onnx"
+    session = handseg_core.load_model("from-b")
+    assert session.spec.name == "from-b" and session.spec.input_size == 128  # from the ONNX metadata
+
+
+def test_env_folder_index_and_name_clash(tmp_path, monkeypatch):
+    path = write_red_model(tmp_path, "weights-v2", sidecar=False)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    entries = [
+        {"name": "red-hands", "file": path.name, "sha256": digest, "input_size": 96, "stride": 32,
+         "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "encoder": "none"},
+        {"name": PACKAGED, "file": path.name},  # cannot shadow the packaged model
+    ]
+    (tmp_path / "index.json").write_text(json.dumps({"models": entries}))
+    monkeypatch.setenv("HANDSEG_MODELS", str(tmp_path))
+    models = available_models()
+    assert models["red-hands"].input_size == 96 and models["red-hands"].sha256 == digest
+    assert "weights-v2" not in models  # indexed files are listed under their index name only
+    assert models[PACKAGED].folder == str(registry.PACKAGED_DIR)
+
+
+def test_invalid_index_is_a_model_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HANDSEG_MODELS", str(tmp_path))
+    (tmp_path / "index.json").write_text("{not json")
+    with pytest.raises(ModelError, match="index.json"):
+        available_models()
+    (tmp_path / "index.json").write_text(json.dumps({"models": [{"name": "x", "file": "x.onnx", "colour": 1}]}))
+    with pytest.raises(ModelError, match="index.json") as caught:
+        available_models()
+    assert "'x'" in str(caught.value)
+
+
+def test_sidecar_checksum(tmp_path):
+    path = write_red_model(tmp_path, "with-sidecar")
+    spec = find(path)
+    assert spec.sha256 == ""
+    assert expected_checksum(spec) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert read_verified(spec) == path.read_bytes()
+
+
+def test_no_checksum_means_no_check(tmp_path):
+    path = write_red_model(tmp_path, "unverified", sidecar=False)
+    spec = find(path)
+    assert expected_checksum(spec) == ""
+    flip_one_byte(path)
+    assert read_verified(spec) == path.read_bytes()
+
+
+def test_a_modified_byte_is_refused(tmp_path):
+    path = write_red_model(tmp_path, "tampered")
+    flip_one_byte(path)
+    with pytest.raises(ChecksumError) as caught:
+        read_verified(find(path))
+    text = str(caught.value)
+    assert "tampered.onnx" in text and "checksum" in text and "\n" not in text
+    with pytest.raises(ChecksumError):
+        handseg_core.load_model(path)
+    assert issubclass(ChecksumError, ModelError)
+
+
+def test_index_checksum_is_enforced(tmp_path, monkeypatch):
+    path = write_red_model(tmp_path, "listed", sidecar=False)
+    entry = {"name": "listed", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    (tmp_path / "index.json").write_text(json.dumps({"models": [entry]}))
+    monkeypatch.setenv("HANDSEG_MODELS", str(tmp_path))
+    flip_one_byte(path)
+    with pytest.raises(ChecksumError):
+        handseg_core.load_model("listed")
+    with pytest.raises(ChecksumError):  # also when given by path
+        handseg_core.load_model(path)
+
+
+def test_a_file_damaged_after_loading_is_refused_on_the_next_load(tmp_path):
+    path = write_red_model(tmp_path, "damaged-later")
+    assert handseg_core.load_model(path).spec.name == "damaged-later"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    with pytest.raises(ChecksumError):
+        handseg_core.load_model(path)
+
+
+def test_missing_model_file(tmp_path, monkeypatch):
+    (tmp_path / "index.json").write_text(json.dumps({"models": [{"name": "gone", "file": "gone.onnx"}]}))
+    monkeypatch.setenv("HANDSEG_MODELS", str(tmp_path))
+    with pytest.raises(ModelError, match="missing"):
+        read_verified(find("gone"))
+    with pytest.raises(ModelError, match="missing"):
+        handseg_core.load_model("gone")
+
+
+def test_metadata_round_trip(tmp_path):
+    spec = ModelSpec(name="m", file="m.onnx", encoder="enc", input_size=320, mean=(0.1, 0.2, 0.3),
+                     std=(0.4, 0.5, 0.6), stride=16, metrics={"iou": 0.9}, sha256="ab" * 32, folder="/x")
+    metadata = spec.to_metadata()
+    assert all(k.startswith(registry.METADATA_PREFIX) for k in metadata)
+    assert not any(k.endswith(("folder", "sha256")) for k in metadata)
+    back = ModelSpec.from_metadata({**metadata, "other.key": "1"}, tmp_path / "renamed.onnx")
+    assert back.file == "renamed.onnx" and back.folder == str(tmp_path)
+    assert (back.name, back.encoder, back.input_size, back.mean, back.std, back.stride) == (
+        "m", "enc", 320, (0.1, 0.2, 0.3), (0.4, 0.5, 0.6), 16)
+    assert back.metrics == {"iou": 0.9}
+
+
+def test_copied_model_without_sidecar_loads_by_path(tmp_path):
+    source = write_red_model(tmp_path / "src", "copied")
+    target = tmp_path / "dst" / "copied.onnx"
+    target.parent.mkdir()
+    shutil.copy(source, target)
+    assert handseg_core.load_model(target).spec.name == "copied"

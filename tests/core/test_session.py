@@ -1,0 +1,298 @@
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import handseg_core
+from corpus import expected_size
+from handseg_core import HandSegmenter, ImageError, ModelError, Refinement, SegmentationResult, load_model
+from handseg_core.metrics import hand_iou
+from tiny_model import HAND_RGB, expected_probability, hand_picture, write_red_model
+
+FAST = 64  # network input size for contract tests with the packaged model (its contents are provisional)
+PIL_MODES = ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "HSV",
+             "I", "I;16", "I;16B", "F"]
+
+
+def check_contract(result: SegmentationResult, width: int, height: int) -> None:
+    assert isinstance(result, SegmentationResult)
+    assert result.mask.shape == (height, width) and result.mask.dtype == np.uint8
+    assert set(np.unique(result.mask)) <= {0, 255}
+    assert result.probability.shape == (height, width) and result.probability.dtype == np.float32
+    assert 0.0 <= result.probability.min() and result.probability.max() <= 1.0
+    assert result.alpha.shape == (height, width) and result.alpha.dtype == np.uint8
+    assert result.size == (width, height)
+    assert 0.0 <= result.hand_fraction <= 1.0
+
+
+@pytest.fixture(scope="module")
+def packaged() -> HandSegmenter:
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def red(red_model) -> HandSegmenter:
+    return load_model(red_model)
+
+
+# The API contract, with the packaged model
+
+
+def test_segment_path_pil_and_array(packaged, tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (45, 70, 3), dtype=np.uint8)
+    path = tmp_path / "photo.png"
+    Image.fromarray(rgb).save(path)
+    results = [packaged.segment(x, input_size=FAST) for x in (path, str(path), Image.fromarray(rgb), rgb)]
+    for result in results:
+        check_contract(result, 70, 45)
+        assert result.model == "handseg-lite0"
+    for result in results[1:]:  # one image, however given, gives one answer
+        assert np.array_equal(result.mask, results[0].mask)
+        assert np.allclose(result.probability, results[0].probability, atol=1e-6)
+
+
+def test_segment_at_the_models_own_size(packaged):
+    rgb = np.random.default_rng(1).integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    check_contract(packaged.segment(rgb), 41, 30)
+
+
+def test_segment_is_deterministic(packaged):
+    rgb = np.random.default_rng(2).integers(0, 256, (50, 40, 3), dtype=np.uint8)
+    a, b = packaged.segment(rgb, input_size=FAST), packaged.segment(rgb, input_size=FAST)
+    assert np.array_equal(a.mask, b.mask) and np.array_equal(a.probability, b.probability)
+
+
+@pytest.mark.parametrize("name", ["grey16_png", "cmyk_jpeg", "palette_gif", "animated_gif", "webp", "rgba_png",
+                                  "exif_rotated_jpeg", "one_pixel_png", "wide_png", "la_png",
+                                  "spaces_accent_jpeg", "cjk_png"])
+def test_every_good_corpus_file(packaged, corpus, name):
+    path, _ = corpus[name]
+    before = path.read_bytes()
+    width, height = expected_size(path)
+    check_contract(packaged.segment(path, input_size=FAST), width, height)
+    assert path.read_bytes() == before
+
+
+def test_exif_rotated_input_gives_a_mask_of_the_displayed_size(packaged, corpus):
+    result = packaged.segment(corpus["exif_rotated_jpeg"][0], input_size=FAST)
+    assert result.mask.shape == (40, 20)  # stored 40x20, displayed 20x40
+
+
+@pytest.mark.parametrize("name", ["zero_bytes", "truncated_jpeg", "truncated_png", "text_as_jpeg", "random_as_png",
+                                  "bomb_png"])
+def test_bad_corpus_files_raise_image_error(packaged, corpus, name):
+    path, _ = corpus[name]
+    with pytest.raises(ImageError) as caught:
+        packaged.segment(path)
+    assert path.name in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", PIL_MODES)
+def test_every_pil_mode(packaged, mode):
+    image = Image.new(mode, (23, 17))
+    check_contract(packaged.segment(image, input_size=FAST), 23, 17)
+
+
+def test_array_input_is_not_changed(packaged):
+    rgb = np.random.default_rng(3).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    before = rgb.copy()
+    packaged.segment(rgb, input_size=FAST, flip_tta=True)
+    assert np.array_equal(rgb, before)
+
+
+def test_wrong_array_is_an_image_error(packaged):
+    with pytest.raises(ImageError, match="uint8"):
+        packaged.segment(np.zeros((10, 10, 3), np.float64))
+
+
+def test_load_model_is_cached(packaged):
+    assert load_model() is packaged
+    assert load_model("handseg-lite0") is packaged
+    assert load_model(packaged.spec.path) is packaged
+
+
+def test_unknown_device():
+    with pytest.raises(ModelError, match="'auto', 'cpu' or 'cuda'"):
+        load_model(device="gpu")
+
+
+def test_not_an_onnx_file(tmp_path):
+    path = tmp_path / "junk.onnx"
+    path.write_bytes(b"definitely not protobuf" * 10)
+    with pytest.raises(ModelError) as caught:
+        load_model(path)
+    assert "junk.onnx" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_module_level_segment_uses_the_default_model(packaged):
+    rgb = np.random.default_rng(4).integers(0, 256, (26, 34, 3), dtype=np.uint8)
+    result = handseg_core.segment(rgb, input_size=FAST)
+    check_contract(result, 34, 26)
+    assert np.array_equal(result.mask, packaged.segment(rgb, input_size=FAST).mask)
+    loose = handseg_core.segment(rgb, Refinement(threshold=0.0), input_size=FAST)
+    assert (loose.mask == 255).all()
+
+
+def test_module_level_cutout_without_a_mask(tmp_path):
+    rgb = np.random.default_rng(5).integers(0, 256, (28, 36, 3), dtype=np.uint8)
+    out = handseg_core.cutout(rgb)
+    assert out.mode == "RGBA" and out.size == (36, 28)
+    assert np.array_equal(np.asarray(out)[..., :3], rgb)
+    assert np.array_equal(np.asarray(out)[..., 3], handseg_core.segment(rgb).alpha)
+    on_white = handseg_core.cutout(rgb, background="white")
+    assert on_white.mode == "RGB" and on_white.size == (36, 28)
+
+
+def test_public_api_is_small():
+    assert set(handseg_core.__all__) == {
+        "ChecksumError", "HandSegmenter", "HandsegError", "ImageError", "ModelError", "Refinement",
+        "SegmentationResult", "__version__", "cutout", "load_model", "refine", "segment"}
+    assert all(hasattr(handseg_core, name) for name in handseg_core.__all__)
+
+
+# Session life cycle
+
+
+def test_close_and_reload(tmp_path):
+    path = write_red_model(tmp_path, "closable")
+    session = load_model(path)
+    session.close()
+    with pytest.raises(ModelError, match="closed") as caught:
+        session.segment(np.zeros((8, 8, 3), np.uint8))
+    assert "load_model" in str(caught.value)
+    again = load_model(path)
+    assert again is not session
+    check_contract(again.segment(np.zeros((8, 8, 3), np.uint8)), 8, 8)
+
+
+def test_context_manager_closes(tmp_path):
+    path = write_red_model(tmp_path, "managed")
+    with load_model(path) as session:
+        check_contract(session.segment(np.zeros((9, 7, 3), np.uint8)), 7, 9)
+    with pytest.raises(ModelError, match="closed"):
+        session.segment(np.zeros((9, 7, 3), np.uint8))
+    assert load_model(path) is not session
+
+
+def test_threads_share_one_session(red):
+    rgb, _ = hand_picture(160, 120, seed=9)
+    expected = red.segment(rgb).mask
+    masks, errors = [], []
+
+    def work():
+        try:
+            masks.append(red.segment(rgb).mask)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(masks) == 4
+    assert all(np.array_equal(m, expected) for m in masks)
+
+
+# Golden behaviour, with the tiny red-hands model
+
+
+def test_metadata_settings_are_used(red):
+    assert red.spec.name == "tiny-red"
+    assert (red.spec.input_size, red.spec.stride) == (128, 16)
+
+
+def test_probability_matches_the_known_model(red):
+    rgb = np.random.default_rng(6).integers(0, 256, (32, 128, 3), dtype=np.uint8)  # no resize at 128
+    result = red.segment(rgb)
+    assert np.abs(result.probability - expected_probability(rgb)).max() < 1e-4
+
+
+def test_golden_hand_mask(red):
+    rgb, truth = hand_picture(320, 240)
+    result = red.segment(rgb)
+    assert hand_iou(result.mask, truth) > 0.95
+    assert hand_iou(result.mask, truth[:, ::-1]) < 0.9  # the shape is asymmetric: left is left
+
+
+def test_golden_hand_mask_through_a_file(red, tmp_path):
+    rgb, truth = hand_picture(200, 300, seed=1)
+    path = tmp_path / "main rouge é.png"
+    Image.fromarray(rgb).save(path)
+    assert hand_iou(red.segment(path).mask, truth) > 0.95
+
+
+def test_golden_mask_of_an_exif_rotated_photo(red, tmp_path):
+    rgb, truth = hand_picture(120, 80, seed=2)  # stored landscape
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.png"
+    Image.fromarray(rgb).save(path, exif=exif.tobytes())
+    result = red.segment(path)
+    displayed_truth = np.rot90(truth, k=-1)  # orientation 6: turned clockwise for display
+    assert result.mask.shape == displayed_truth.shape == (120, 80)
+    assert hand_iou(result.mask, displayed_truth) > 0.95
+
+
+def test_flip_tta_maps_the_mirrored_pass_back(red):
+    rgb, truth = hand_picture(300, 200, seed=3)  # 300 wide: resized and padded on the right
+    plain = red.segment(rgb)
+    flipped = red.segment(rgb, flip_tta=True)
+    check_contract(flipped, 300, 200)
+    assert hand_iou(flipped.mask, truth) > 0.95
+    # A pointwise model sees the same pixels either way: averaging changes nothing.
+    assert np.abs(flipped.probability - plain.probability).max() < 1e-4
+
+
+def test_input_size_overrides_the_models(red):
+    rgb, truth = hand_picture(320, 240, seed=4)
+    coarse = red.segment(rgb, input_size=24)
+    fine = red.segment(rgb, input_size=320)
+    check_contract(coarse, 320, 240)
+    assert hand_iou(fine.mask, truth) > 0.99
+    assert hand_iou(coarse.mask, truth) < hand_iou(fine.mask, truth) - 0.02
+
+
+def test_refinement_is_applied(red):
+    rgb, _ = hand_picture(160, 120, seed=5)
+    everything = red.segment(rgb, Refinement(threshold=0.0))
+    assert (everything.mask == 255).all()
+    nothing = red.segment(rgb, Refinement(threshold=1.0))
+    assert (nothing.mask == 0).all()
+    grown = red.segment(rgb, Refinement(dilate=0.05))
+    assert np.count_nonzero(grown.mask) > np.count_nonzero(red.segment(rgb).mask)
+
+
+def test_feathered_alpha(red):
+    rgb, _ = hand_picture(160, 120, seed=6)
+    hard = red.segment(rgb)
+    soft = red.segment(rgb, Refinement(feather=0.05))
+    assert np.array_equal(soft.mask, hard.mask)
+    assert np.array_equal(hard.alpha, hard.mask)
+    assert ((soft.alpha > 0) & (soft.alpha < 255)).any()
+
+
+def test_golden_cutout(red):
+    rgb, truth = hand_picture(160, 120, seed=7)
+    result = red.segment(rgb)
+    out = np.asarray(handseg_core.cutout(rgb, result.mask, background="#00FF00"))
+    hand = result.mask == 255
+    assert np.array_equal(out[hand], rgb[hand])
+    assert (out[~hand] == (0, 255, 0)).all()
+    assert hand_iou(np.all(out == HAND_RGB, axis=2), truth) > 0.95
+
+
+def test_damaged_metadata_is_a_model_error(tmp_path):
+    from tiny_model import red_model_bytes
+
+    data = red_model_bytes()
+    damaged = data.replace(b'"tiny-red"', b'"tiny-\xff\xfe\xfd"')  # same length: still valid protobuf
+    assert len(damaged) == len(data) and damaged != data
+    path = tmp_path / "bad-metadata.onnx"
+    path.write_bytes(damaged)
+    with pytest.raises(ModelError) as caught:
+        load_model(path)
+    assert "bad-metadata.onnx" in str(caught.value)

@@ -1,0 +1,103 @@
+"""A tiny ONNX model with known behaviour, for golden tests: red pixels are hands.
+
+probability = sigmoid(GAIN * (r - (g + b) / 2) + BIAS) on the normalised channels (mean 0.5,
+std 0.5, so each lies in -1..1): pure red gives 1, greys, greens and blues give about 0. The model
+is pointwise, so the mask of an image is known exactly from its colours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from handseg_core.registry import ModelSpec, sha256_of
+
+GAIN = 10.0
+BIAS = -5.0
+HAND_RGB = (230, 30, 40)
+
+SPEC = ModelSpec(
+    name="tiny-red",
+    file="tiny-red.onnx",
+    architecture="1x1 convolution (test)",
+    encoder="none (test)",
+    input_size=128,
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+    stride=16,
+    description="red pixels are hands; for tests only",
+)
+
+
+def red_model_bytes(spec: ModelSpec = SPEC, gain: float = GAIN, bias: float = BIAS) -> bytes:
+    """The ONNX bytes: image [N,3,H,W] -> probability [N,1,H,W], with handseg metadata."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.array([gain, -gain / 2, -gain / 2], np.float32).reshape(1, 3, 1, 1), "w")
+    offset = numpy_helper.from_array(np.array([bias], np.float32), "b")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["image", "w", "b"], ["logit"]),
+            helper.make_node("Sigmoid", ["logit"], ["probability"]),
+        ],
+        "tiny_red",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch", 1, "height", "width"])],
+        initializer=[weight, offset],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    for key, value in sorted(spec.to_metadata().items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def write_red_model(folder: Path, name: str = "tiny-red", sidecar: bool = True, **spec_changes) -> Path:
+    """Write `<folder>/<name>.onnx` (and its `.sha256` sidecar, as `handseg export` does)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.onnx"
+    data = red_model_bytes(replace(SPEC, name=name, file=path.name, **spec_changes))
+    path.write_bytes(data)
+    if sidecar:
+        path.with_name(path.name + ".sha256").write_text(f"{sha256_of(data)}  {path.name}\n")
+    return path
+
+
+def expected_probability(rgb: np.ndarray) -> np.ndarray:
+    """What the model computes for each pixel of a uint8 RGB image (float64 HxW)."""
+    x = rgb.astype(np.float64) / 255 * 2 - 1
+    return 1 / (1 + np.exp(-(GAIN * (x[..., 0] - (x[..., 1] + x[..., 2]) / 2) + BIAS)))
+
+
+def hand_shape(width: int, height: int) -> np.ndarray:
+    """A bool HxW hand: a palm and five fingers, asymmetric (thumb on the left), sized to the image."""
+    import cv2
+
+    s = min(width, height)
+    mask = np.zeros((height, width), np.uint8)
+    cx, cy = width // 2, int(height * 0.62)
+    cv2.ellipse(mask, (cx, cy), (int(s * 0.2), int(s * 0.22)), 0, 0, 360, 1, -1)
+    finger_w = max(2, int(s * 0.07))
+    for i, length in enumerate((0.30, 0.36, 0.33, 0.26)):
+        x = cx - int(s * 0.165) + i * int(s * 0.11)
+        top = cy - int(s * 0.12) - int(s * length)
+        cv2.rectangle(mask, (x - finger_w // 2, top), (x + finger_w // 2, cy - int(s * 0.1)), 1, -1)
+    thumb = np.array([[cx - int(s * 0.15), cy], [cx - int(s * 0.38), cy - int(s * 0.14)],
+                      [cx - int(s * 0.34), cy - int(s * 0.2)], [cx - int(s * 0.12), cy - int(s * 0.1)]], np.int32)
+    cv2.fillPoly(mask, [thumb], 1)
+    return mask.astype(bool)
+
+
+def hand_picture(width: int = 320, height: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 RGB image, bool truth): a red hand on a noisy non-red background."""
+    rng = np.random.default_rng(seed)
+    rgb = np.empty((height, width, 3), np.uint8)
+    rgb[..., 0] = rng.integers(0, 120, (height, width))
+    rgb[..., 1:] = rng.integers(100, 256, (height, width, 2))
+    truth = hand_shape(width, height)
+    rgb[truth] = HAND_RGB
+    return rgb, truth

@@ -1,0 +1,1 @@
+"""handseg's adapters for other programs: ComfyUI, GIMP, rembg."""

@@ -1,0 +1,231 @@
+"""The handseg nodes. Each converts ComfyUI's tensors, calls handseg_core, and converts back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PIL import ImageColor
+
+import handseg_core
+from handseg_core import HandSegmenter, HandsegError, Refinement
+from handseg_core import refine as _refine
+
+from handseg_plugins.comfyui.convert import arrays_to_images, arrays_to_masks, images_to_arrays, masks_to_arrays
+from handseg_plugins.comfyui.models import model_choices, resolve_model
+
+CATEGORY = "handseg"
+MODEL_TYPE = "HANDSEG_MODEL"
+DEVICES = ["auto", "cpu", "cuda"]
+_DEFAULTS = Refinement()
+
+_MASK_CONVENTION = (
+    "Masks are 1 on hands and 0 elsewhere. ComfyUI's Load Image gives 1 - alpha (1 where the "
+    "picture is transparent): turn on invert to use such a mask as alpha."
+)
+
+
+def _fraction(default: float, tooltip: str, maximum: float = 0.5) -> tuple[str, dict]:
+    return ("FLOAT", {"default": default, "min": 0.0, "max": maximum, "step": 0.001, "tooltip": tooltip})
+
+
+_THRESHOLD = ("FLOAT", {
+    "default": _DEFAULTS.threshold, "min": 0.0, "max": 1.0, "step": 0.01,
+    "tooltip": "Hand probability at or above which a pixel counts as hand.",
+})
+_DILATE = _fraction(0.0, "Grow the mask by this fraction of the image's short side (0.01 = 1%).")
+_ERODE = _fraction(0.0, "Shrink the mask by this fraction of the image's short side (0.01 = 1%).")
+_FEATHER = _fraction(0.0, "Width of a soft edge, as a fraction of the image's short side; 0 = hard edge.")
+_INVERT = ("BOOLEAN", {"default": False, "tooltip": "Use 1 - mask (for masks from Load Image, which are 1 - alpha)."})
+
+
+def _parse_colour(text: str) -> tuple[int, int, int]:
+    value = text.strip()
+    if value and value[0] != "#" and all(c in "0123456789abcdefABCDEF" for c in value) and len(value) in (3, 6):
+        value = "#" + value
+    try:
+        return ImageColor.getrgb(value)[:3]
+    except ValueError:
+        raise HandsegError(f"background {text!r} is not a colour; use a name (white, black, green) or #RRGGBB") from None
+
+
+def _match_batch(masks: list[np.ndarray], count: int) -> list[np.ndarray]:
+    if len(masks) == count:
+        return masks
+    if len(masks) == 1:
+        return masks * count
+    raise HandsegError(f"the mask batch has {len(masks)} masks but the image batch has {count} images")
+
+
+class HandsegLoadModel:
+    DESCRIPTION = (
+        "Load a handseg hand-segmentation model, once, for the other Handseg nodes. Offers the models "
+        "packaged with handseg and the .onnx files in ComfyUI's models/handseg folder."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = (MODEL_TYPE,)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The loaded model; connect it to Handseg: Hand mask or Handseg: Remove background.",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "model": (model_choices(), {"tooltip": "A packaged model, or an .onnx file in models/handseg."}),
+                "device": (DEVICES, {"default": "auto", "tooltip": "auto uses CUDA when onnxruntime-gpu is installed."}),
+            }
+        }
+
+    def load(self, model: str, device: str) -> tuple[HandSegmenter]:
+        return (handseg_core.load_model(resolve_model(model), device=device),)
+
+
+class HandsegHandMask:
+    DESCRIPTION = "Find the hands in each image: a MASK (1 on hands) and the network's hand probability. " + _MASK_CONVENTION
+    CATEGORY = CATEGORY
+    FUNCTION = "find_hands"
+    RETURN_TYPES = ("MASK", "MASK")
+    RETURN_NAMES = ("mask", "probability")
+    OUTPUT_TOOLTIPS = ("1 on hands, 0 elsewhere (soft edge when feathered).", "The hand probability, 0..1, before refinement.")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "model": (MODEL_TYPE,),
+                "image": ("IMAGE",),
+                "threshold": _THRESHOLD,
+            },
+            "optional": {
+                "open_size": _fraction(0.0, "Remove specks narrower than this fraction of the short side."),
+                "close_size": _fraction(0.0, "Bridge gaps narrower than this fraction of the short side."),
+                "dilate": _DILATE,
+                "erode": _ERODE,
+                "min_area": _fraction(_DEFAULTS.min_area, "Drop hand regions smaller than this fraction of the image."),
+                "fill_holes": _fraction(_DEFAULTS.fill_holes, "Fill holes in a hand smaller than this fraction of the image."),
+                "feather": _FEATHER,
+                "flip_tta": ("BOOLEAN", {"default": False, "tooltip": "Also run the mirrored image and average (slower)."}),
+            },
+        }
+
+    def find_hands(
+        self,
+        model: HandSegmenter,
+        image: Any,
+        threshold: float,
+        open_size: float = 0.0,
+        close_size: float = 0.0,
+        dilate: float = 0.0,
+        erode: float = 0.0,
+        min_area: float = _DEFAULTS.min_area,
+        fill_holes: float = _DEFAULTS.fill_holes,
+        feather: float = 0.0,
+        flip_tta: bool = False,
+    ) -> tuple[Any, Any]:
+        refinement = Refinement(
+            threshold=threshold, open_size=open_size, close_size=close_size, dilate=dilate, erode=erode,
+            min_area=min_area, fill_holes=fill_holes, feather=feather,
+        )
+        results = [model.segment(rgb, refinement, flip_tta=flip_tta) for rgb in images_to_arrays(image)]
+        return arrays_to_masks([r.alpha for r in results]), arrays_to_masks([r.probability for r in results])
+
+
+class HandsegRemoveBackground:
+    DESCRIPTION = (
+        "Keep only the hands. By default the image is RGB with the hands on the background colour; "
+        "with transparent on it is RGBA (4 channels: Save Image writes a transparent PNG, but some "
+        "nodes expect 3 channels). The MASK output is the alpha used (1 on hands). Connect a mask to "
+        "use it instead of running the model. " + _MASK_CONVENTION
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "remove_background"
+    RETURN_TYPES = ("IMAGE", "MASK")
+    RETURN_NAMES = ("image", "mask")
+    OUTPUT_TOOLTIPS = ("The cut-out: RGB on the background colour, or RGBA when transparent.", "The alpha used, 1 on hands.")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "model": (MODEL_TYPE,),
+                "image": ("IMAGE",),
+                "transparent": ("BOOLEAN", {"default": False, "tooltip": "Output RGBA with a transparent background instead of RGB."}),
+                "background": ("STRING", {"default": "white", "tooltip": "Background colour for RGB output: a name or #RRGGBB."}),
+                "threshold": _THRESHOLD,
+                "feather": _FEATHER,
+            },
+            "optional": {
+                "mask": ("MASK", {"tooltip": "Cut out with this mask (1 = keep) instead of the model's."}),
+                "invert_mask": _INVERT,
+            },
+        }
+
+    def remove_background(
+        self,
+        model: HandSegmenter,
+        image: Any,
+        transparent: bool,
+        background: str,
+        threshold: float,
+        feather: float,
+        mask: Any = None,
+        invert_mask: bool = False,
+    ) -> tuple[Any, Any]:
+        colour = None if transparent else _parse_colour(background)
+        rgbs = images_to_arrays(image)
+        if mask is None:
+            refinement = Refinement(threshold=threshold, feather=feather)
+            alphas = [model.segment(rgb, refinement).alpha for rgb in rgbs]
+        else:
+            alphas = _match_batch(masks_to_arrays(mask, np.float32), len(rgbs))
+            if invert_mask:
+                alphas = [1.0 - a for a in alphas]
+        cutouts = [np.asarray(handseg_core.cutout(rgb, alpha, colour)) for rgb, alpha in zip(rgbs, alphas)]
+        return arrays_to_images(cutouts), arrays_to_masks(alphas)
+
+
+class HandsegRefineMask:
+    DESCRIPTION = (
+        "Grow, shrink or feather a mask with handseg's post-processing. The mask is first cut at 0.5 "
+        "(hand where mask >= 0.5). " + _MASK_CONVENTION
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "refine"
+    RETURN_TYPES = ("MASK",)
+    RETURN_NAMES = ("mask",)
+    OUTPUT_TOOLTIPS = ("The refined mask, 1 on hands.",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "mask": ("MASK",),
+                "dilate": _DILATE,
+                "erode": _ERODE,
+                "feather": _FEATHER,
+                "invert": _INVERT,
+            }
+        }
+
+    def refine(self, mask: Any, dilate: float, erode: float, feather: float, invert: bool = False) -> tuple[Any]:
+        refinement = Refinement(threshold=0.5, dilate=dilate, erode=erode, feather=feather, min_area=0.0, fill_holes=0.0)
+        masks = masks_to_arrays(mask, np.float32)
+        if invert:
+            masks = [1.0 - m for m in masks]
+        return (arrays_to_masks([_refine(m, refinement)[1] for m in masks]),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "HandsegLoadModel": HandsegLoadModel,
+    "HandsegHandMask": HandsegHandMask,
+    "HandsegRemoveBackground": HandsegRemoveBackground,
+    "HandsegRefineMask": HandsegRefineMask,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "HandsegLoadModel": "Handseg: Load model",
+    "HandsegHandMask": "Handseg: Hand mask",
+    "HandsegRemoveBackground": "Handseg: Remove background",
+    "HandsegRefineMask": "Handseg: Refine mask",
+}

@@ -1,0 +1,251 @@
+"""Hand a handseg model to rembg, as a model for its `u2net_custom` session.
+
+rembg (checked against rembg 2.0.86, `sessions/base.py` and `sessions/u2net_custom.py`) feeds a
+custom model one image, resized to 320x320 (LANCZOS, aspect not kept), divided by the image's
+own maximum value and normalised with the ImageNet mean and std. It reads output 0, channel 0,
+stretches it from its minimum to its maximum, and resizes that to the image size as the alpha.
+
+The exported graph wraps the handseg network so that it works under those rules:
+
+- in front, nodes undo rembg's normalisation, apply the model's own (mean and std from its
+  spec) and resize to the model's input size, so the network sees hands at the scale it was
+  trained on;
+- behind, nodes resize the probability to OUTPUT_SIZE x OUTPUT_SIZE and set its top-left pixel
+  to 1 and the one beside it to 0. rembg's min-max stretch then changes nothing: without this a
+  photo with no hand (all probabilities low) would be stretched into false foreground.
+
+What remains different from `handseg_core` itself: rembg squashes the photo to a square, scales
+dark photos up to full brightness, and thresholds nothing (its alpha is the probability). The
+fixed 1 leaves a speck in the top-left corner of rembg's mask, about width/OUTPUT_SIZE pixels
+across. Measured with rembg 2.0.86 on a hand-free photo, pixels above half: none at 480x360 (the
+corner pixel reaches 20 of 255), 1 at 1280x960, 6 at 4000x3000, 14 at 6000x4000; rembg's `-ppm`
+does not reliably remove it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shlex
+from pathlib import Path
+
+import numpy as np
+
+from handseg_core import HandsegError, ModelError, __version__, load_model
+from handseg_core import registry
+
+REMBG_SESSION = "u2net_custom"
+REMBG_MEAN = (0.485, 0.456, 0.406)
+REMBG_STD = (0.229, 0.224, 0.225)
+REMBG_INPUT_SIZE = 320
+OUTPUT_SIZE = 4 * REMBG_INPUT_SIZE
+MIN_OPSET = 13
+METADATA_PREFIX = "handseg_rembg."
+
+
+def _legacy_home() -> str:
+    return os.path.expanduser(os.environ.get("U2NET_HOME") or os.path.join(os.environ.get("XDG_DATA_HOME", "~"), ".u2net"))
+
+
+def accepted_roots() -> list[Path]:
+    """The folders rembg accepts custom model paths in, for the current environment.
+
+    As rembg 2.0.86 decides: its home (U2NET_HOME, else REMBG_HOME, else XDG_DATA_HOME/rembg or
+    ~/.rembg) and the legacy home (U2NET_HOME, else XDG_DATA_HOME/.u2net or ~/.u2net), which
+    older rembg versions use alone.
+    """
+    if os.environ.get("U2NET_HOME"):
+        home = _legacy_home()
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME")
+        home = os.path.expanduser(os.environ.get("REMBG_HOME") or (os.path.join(xdg, "rembg") if xdg else "~/.rembg"))
+    return [Path(os.path.abspath(home)), Path(os.path.abspath(_legacy_home()))]
+
+
+def default_rembg_home() -> Path:
+    """U2NET_HOME, else REMBG_HOME, else the legacy ~/.u2net, which every rembg version accepts."""
+    if os.environ.get("U2NET_HOME") or not os.environ.get("REMBG_HOME"):
+        return Path(os.path.abspath(_legacy_home()))
+    return accepted_roots()[0]
+
+
+def _is_within(path: Path, roots: list[Path]) -> bool:
+    return any(path == root or str(path).startswith(str(root) + os.sep) for root in roots)
+
+
+def rembg_command(model_path: Path, home: Path) -> str:
+    """The POSIX shell command that runs rembg with `model_path`; it names `home` when needed."""
+    extras = shlex.quote(json.dumps({"model_path": str(model_path)}))
+    command = f"rembg i -m {REMBG_SESSION} -x {extras} in.jpg out.png"
+    if not _is_within(model_path, accepted_roots()):
+        command = f"U2NET_HOME={shlex.quote(str(home))} {command}"
+    return command
+
+
+def _constant(name: str, values, dtype=np.float32):
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.asarray(values, dtype=dtype), name)
+
+
+def _resize_nodes(source: str, target: str, height: int, width: int, prefix: str) -> tuple[list, list]:
+    """Nodes resizing NCHW `source` to height x width (bilinear), keeping N and C."""
+    from onnx import helper
+
+    initializers = [
+        _constant(f"{prefix}_zero", [0], np.int64),
+        _constant(f"{prefix}_two", [2], np.int64),
+        _constant(f"{prefix}_hw", [height, width], np.int64),
+    ]
+    nodes = [
+        helper.make_node("Shape", [source], [f"{prefix}_shape"]),
+        helper.make_node("Slice", [f"{prefix}_shape", f"{prefix}_zero", f"{prefix}_two"], [f"{prefix}_nc"]),
+        helper.make_node("Concat", [f"{prefix}_nc", f"{prefix}_hw"], [f"{prefix}_sizes"], axis=0),
+        helper.make_node(
+            "Resize", [source, "", "", f"{prefix}_sizes"], [target],
+            mode="linear", coordinate_transformation_mode="half_pixel",
+        ),
+    ]
+    return nodes, initializers
+
+
+def _input_nodes(spec: registry.ModelSpec, rembg_input: str, network_input: str) -> tuple[list, list]:
+    """rembg's normalised 320x320 image -> the model's normalised input at its own size."""
+    from onnx import helper
+
+    mean, std = np.asarray(spec.mean, np.float64), np.asarray(spec.std, np.float64)
+    scale = np.asarray(REMBG_STD) / std
+    shift = (np.asarray(REMBG_MEAN) - mean) / std
+    size = -(-spec.input_size // spec.stride) * spec.stride
+    initializers = [_constant("rembg_to_handseg_scale", scale.reshape(1, 3, 1, 1)),
+                    _constant("rembg_to_handseg_shift", shift.reshape(1, 3, 1, 1))]
+    nodes = [
+        helper.make_node("Mul", [rembg_input, "rembg_to_handseg_scale"], ["handseg_scaled"]),
+        helper.make_node("Add", ["handseg_scaled", "rembg_to_handseg_shift"], ["handseg_normalised"]),
+    ]
+    resize, resize_initializers = _resize_nodes("handseg_normalised", network_input, size, size, "rembg_in")
+    return nodes + resize, initializers + resize_initializers
+
+
+def _output_nodes(probability: str, output: str) -> tuple[list, list]:
+    """Probability -> OUTPUT_SIZE square with a fixed 1 and 0 in its first row (see module doc)."""
+    from onnx import helper
+
+    nodes, initializers = _resize_nodes(probability, "rembg_resized", OUTPUT_SIZE, OUTPUT_SIZE, "rembg_out")
+    keep = np.ones((1, 1, 1, OUTPUT_SIZE), np.float32)
+    keep[..., :2] = 0
+    fixed = np.zeros((1, 1, 1, OUTPUT_SIZE), np.float32)
+    fixed[..., 0] = 1
+    initializers += [
+        _constant("rembg_row_keep", keep),
+        _constant("rembg_row_fixed", fixed),
+        _constant("rembg_row_0", [0], np.int64),
+        _constant("rembg_row_1", [1], np.int64),
+        _constant("rembg_row_end", [np.iinfo(np.int64).max], np.int64),
+        _constant("rembg_axis", [2], np.int64),
+    ]
+    nodes += [
+        helper.make_node("Slice", ["rembg_resized", "rembg_row_0", "rembg_row_1", "rembg_axis"], ["rembg_top"]),
+        helper.make_node("Mul", ["rembg_top", "rembg_row_keep"], ["rembg_top_kept"]),
+        helper.make_node("Add", ["rembg_top_kept", "rembg_row_fixed"], ["rembg_top_fixed"]),
+        helper.make_node("Slice", ["rembg_resized", "rembg_row_1", "rembg_row_end", "rembg_axis"], ["rembg_rest"]),
+        helper.make_node("Concat", ["rembg_top_fixed", "rembg_rest"], [output], axis=2),
+    ]
+    return nodes, initializers
+
+
+def _rename(graph, old: str, new: str) -> None:
+    for node in graph.node:
+        node.input[:] = [new if name == old else name for name in node.input]
+        node.output[:] = [new if name == old else name for name in node.output]
+    for info in graph.value_info:
+        if info.name == old:
+            info.name = new
+
+
+def rembg_graph_bytes(onnx_bytes: bytes, spec: registry.ModelSpec) -> bytes:
+    """The handseg ONNX model wrapped for rembg's u2net_custom session (see the module doc).
+
+    The opset and IR version stay those of the source model.
+
+    Raises:
+        ModelError: the model is not a one-input, one-output graph of opset 13 or newer.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load_from_string(onnx_bytes)
+    graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < MIN_OPSET:
+        raise ModelError(f"{spec.name}: ONNX opset {opset} is too old for the rembg export (needs {MIN_OPSET} or newer); export the model again")
+    initializer_names = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializer_names]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise ModelError(f"{spec.name}: expected one image input and one probability output, got {len(inputs)} and {len(graph.output)}")
+    _rename(graph, inputs[0].name, "handseg_input")
+    _rename(graph, graph.output[0].name, "handseg_probability")
+
+    front, front_init = _input_nodes(spec, "image", "handseg_input")
+    back, back_init = _output_nodes("handseg_probability", "probability")
+    network = list(graph.node)
+    del graph.node[:]
+    graph.node.extend([*front, *network, *back])
+    graph.initializer.extend([*front_init, *back_init])
+    del graph.input[:]
+    graph.input.extend([helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "height", "width"])])
+    del graph.output[:]
+    graph.output.extend([helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch", 1, OUTPUT_SIZE, OUTPUT_SIZE])])
+    graph.name = f"{spec.name}_for_rembg"
+
+    del model.metadata_props[:]
+    metadata = {
+        "source_model": spec.name,
+        "source_sha256": registry.sha256_of(onnx_bytes),
+        "handseg_version": __version__,
+        "rembg_session": REMBG_SESSION,
+    }
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = METADATA_PREFIX + key, value
+    model.producer_name = "handseg"
+    model.doc_string = (
+        f"handseg model {spec.name} for rembg's {REMBG_SESSION} session: ImageNet-normalised image in, "
+        f"hand probability out ({OUTPUT_SIZE}x{OUTPUT_SIZE}, top-left pixel fixed at 1 and the next at 0 "
+        "so that rembg's min-max stretch keeps probabilities as they are)."
+    )
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def export_for_rembg(model: str | None = None, rembg_home: Path | None = None) -> tuple[Path, str]:
+    """Write `model` (default: the default model) where rembg's u2net_custom session accepts it.
+
+    Args:
+        model: a registry name or the path of a handseg ONNX file.
+        rembg_home: the folder to write into; by default U2NET_HOME, else REMBG_HOME, else
+            ~/.u2net. rembg refuses model paths outside its folders, so for another folder the
+            command sets U2NET_HOME.
+
+    Returns:
+        The written file (`<rembg_home>/<model name>-rembg.onnx`, one self-contained ONNX file) and
+        the shell command that runs rembg with it.
+
+    Raises:
+        HandsegError: the onnx package is not installed.
+        ModelError: unknown, unloadable or unsuitable model.
+        ChecksumError: the model file does not match its recorded checksum.
+        OSError: the folder cannot be written.
+    """
+    if importlib.util.find_spec("onnx") is None:
+        raise HandsegError("the rembg export needs the onnx package: pip install 'handseg[rembg]'")
+    spec = load_model(model, device="cpu").spec
+    data = rembg_graph_bytes(registry.read_verified(spec), spec)
+    home = Path(os.path.abspath(os.path.expanduser(rembg_home))) if rembg_home is not None else default_rembg_home()
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / f"{spec.name}-rembg.onnx"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path, rembg_command(path, home)

@@ -1,0 +1,133 @@
+"""The handseg web app: upload photos, see their hand masks and cut-outs, download them.
+
+A Streamlit script; start it with `handseg app` (or `streamlit run` on this file).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import handseg_core
+from handseg_core import HandsegError, HandSegmenter, Refinement, registry
+from handseg_plugins.webapp.process import UPLOAD_TYPES, AppBackground, Processed, download_names, process, zip_results
+
+BACKGROUNDS = ("Transparent", "White", "Colour", "Image")
+DEFAULTS = Refinement()
+
+
+@st.cache_resource(show_spinner="Loading the model...")
+def get_model(name: str) -> HandSegmenter:
+    """The model, loaded once per server and shared by every visitor."""
+    return handseg_core.load_model(name)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def process_cached(model: str, name: str, data: bytes, refinement: Refinement, background: AppBackground) -> Processed:
+    return process(get_model(model), name, data, refinement, background)
+
+
+def percent(label: str, key: str, default: float, top: float, step: float, help: str) -> float:
+    """A slider in percent that returns a fraction."""
+    return st.slider(label, 0.0, top, round(default * 100, 4), step, key=key, help=help, format="%.2f%%") / 100
+
+
+def default_index(names: list[str]) -> int:
+    """The model named by ?model=NAME in the address, else the registry's default."""
+    requested = st.query_params.get("model")
+    if requested in names:
+        return names.index(requested)
+    try:
+        default = registry.find(None).name
+    except HandsegError:
+        return 0
+    return names.index(default) if default in names else 0
+
+
+def choose_model() -> str:
+    models = registry.available_models()
+    names = list(models)
+    if not names:
+        st.error("No handseg model is installed: reinstall handseg or set HANDSEG_MODELS to a models folder.")
+        st.stop()
+    name = st.selectbox("Model", names, index=default_index(names), key="model")
+    if models[name].description:
+        st.caption(models[name].description)
+    return name
+
+
+def choose_refinement() -> Refinement:
+    threshold = st.slider("Threshold", 0.0, 1.0, DEFAULTS.threshold, 0.01, key="threshold",
+                          help="Hand probability at or above which a pixel is hand.")
+    with st.expander("Refinement", expanded=True):
+        short = "Percent of the image's short side."
+        dilate = percent("Dilate", "dilate", DEFAULTS.dilate, 10.0, 0.1, "Grow the mask. " + short)
+        erode = percent("Erode", "erode", DEFAULTS.erode, 10.0, 0.1, "Shrink the mask. " + short)
+        feather = percent("Feather", "feather", DEFAULTS.feather, 10.0, 0.1, "Soft edge of the cut-out. " + short)
+        min_area = percent("Minimum area", "min_area", DEFAULTS.min_area, 5.0, 0.01,
+                           "Drop hand regions smaller than this percent of the image.")
+        fill_holes = percent("Fill holes", "fill_holes", DEFAULTS.fill_holes, 5.0, 0.01,
+                             "Fill holes inside a hand smaller than this percent of the image (0: off).")
+    return DEFAULTS.with_(threshold=threshold, dilate=dilate, erode=erode, feather=feather,
+                          min_area=min_area, fill_holes=fill_holes)
+
+
+def choose_background() -> AppBackground:
+    choice = st.radio("Cut-out background", BACKGROUNDS, horizontal=True, key="background")
+    if choice == "White":
+        return "white"
+    if choice == "Colour":
+        return st.color_picker("Colour", "#00B140", key="background_colour")
+    if choice == "Image":
+        upload = st.file_uploader("Background image", type=list(UPLOAD_TYPES), key="background_image")
+        if upload is None:
+            st.caption("No background image yet: the cut-out stays transparent.")
+            return None
+        return upload.getvalue()
+    return None
+
+
+def show(item: Processed, index: int) -> None:
+    st.subheader(item.name)
+    original, mask, cutout = st.columns(3)
+    original.image(item.original, caption="Original")
+    mask.image(item.mask, caption="Mask")
+    cutout.image(item.cutout, caption="Cut-out")
+    st.caption(f"Hands cover {item.hand_fraction:.1%} of the photo.")
+    mask_name, cutout_name = download_names(item.stem)
+    left, right = st.columns(2)
+    left.download_button("Download mask (PNG)", item.mask_png, mask_name, "image/png", key=f"mask_{index}")
+    right.download_button("Download cut-out (PNG)", item.cutout_png, cutout_name, "image/png", key=f"cutout_{index}")
+
+
+def main() -> None:
+    st.set_page_config(page_title="handseg", layout="wide")
+    st.title("handseg: cut hands out of photos")
+    with st.sidebar:
+        model = choose_model()
+        refinement = choose_refinement()
+        background = choose_background()
+    uploads = st.file_uploader("Photos", type=list(UPLOAD_TYPES), accept_multiple_files=True, key="photos")
+    if not uploads:
+        st.info("Upload one or more photos to find the hands in them.")
+        return
+    try:
+        get_model(model)
+    except HandsegError as exc:
+        st.error(f"Cannot load the model: {exc}")
+        return
+    done: list[Processed] = []
+    for index, upload in enumerate(uploads):
+        try:
+            with st.spinner(f"Finding the hands in {upload.name}..."):
+                item = process_cached(model, upload.name, upload.getvalue(), refinement, background)
+        except HandsegError as exc:
+            st.error(str(exc))
+            continue
+        show(item, index)
+        done.append(item)
+    if done:
+        st.divider()
+        st.download_button("Download all (zip)", zip_results(done), "handseg-results.zip", "application/zip", key="zip")
+
+
+main()

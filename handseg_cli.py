@@ -909,17 +909,22 @@ def training_log(verbose: bool) -> Iterator[None]:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or a torch device such as cuda:1.")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=Path("cache"), show_default=True,
               help="Folder for decoded training data, reused by later runs.")
+@click.option("--encoder-weights", metavar="package|imagenet|none|PATH",
+              help="ImageNet encoder weights: the lite packages, smp's download, none, or a state-dict file "
+                   "(.safetensors/.pth)  [default: the config's]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no log lines.")
 def train(config: Path, out: Path, data_root: str | None, minutes: float | None, device: str, cache: Path,
-          quiet: bool) -> None:
+          encoder_weights: str | None, quiet: bool) -> None:
     """Train a model from a TOML CONFIG (see handseg_training/configs/), then evaluate it.
 
-    Writes OUT/model.safetensors (export it with `handseg export`) and OUT/report.json.
+    Writes OUT/model.safetensors, OUT/report.json and OUT/NAME.onnx (the exported model;
+    load it with --model OUT/NAME.onnx or add it to a models folder with `handseg export --register`).
     Needs the training extra: pip install 'handseg[train]'.
     """
     config_module, train_module = import_training()
     try:
-        cfg = config_module.load_config(config, {"data.root": data_root, "time_budget_minutes": minutes})
+        cfg = config_module.load_config(config, {"data.root": data_root, "time_budget_minutes": minutes,
+                                                 "encoder_weights": encoder_weights})
     except (OSError, ValueError, TypeError) as exc:
         raise Failure(first_line(exc)) from None
     reporter = Reporter(1000, f"training {cfg.name}", quiet, show_item=loss_label)
@@ -946,7 +951,8 @@ def training_summary(report: dict, out: Path) -> str:
     lines = [f"trained {report['steps']} steps in {report['train_seconds']:.0f} s on {report['device']}",
              f"checkpoint: {out / 'model.safetensors'}", f"report:     {out / 'report.json'}"]
     lines += [f"IoU {name}: {result['iou']:.4f}" for name, result in report.get("eval", {}).items()]
-    lines.append(f"next: handseg export {out / 'model.safetensors'} -o {report['name']}.onnx")
+    if "onnx" in report:
+        lines.append(f"model:      {report['onnx']['file']}")
     return "\n".join(lines)
 
 

@@ -32,6 +32,7 @@ class TrainConfig:
     encoder: str = "tf_efficientnet_lite0"
     decoder_channels: int = 256
     encoder_weights: str = "package"  # package | imagenet | none | PATH
+    init_from: str = ""  # a handseg checkpoint (.safetensors) to start from, e.g. to resume
     input_size: int = 512  # long side at inference
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)

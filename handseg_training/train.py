@@ -181,7 +181,13 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
         val_pairs=data.val_pairs,
         holdout_hands=data.holdout_hands,
     )
-    model = build_model(cfg.encoder, cfg.decoder_channels, cfg.encoder_weights).to(dev)
+    model = build_model(cfg.encoder, cfg.decoder_channels, cfg.encoder_weights)
+    if cfg.init_from:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(cfg.init_from))
+        log.info("starting from %s", cfg.init_from)
+    model = model.to(dev)
     model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
@@ -211,7 +217,7 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
         optimizer.step()
         step += 1
         seen += x.shape[0]
-        value = float(loss)
+        value = float(loss.detach())
         running = value if running is None else 0.95 * running + 0.05 * value
         if step % cfg.log_every == 0 or step == 1:
             elapsed = time.monotonic() - start
@@ -250,5 +256,10 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
             report["eval"][name] = evaluate(model, D.PairFolder(folder).pairs(), cfg, dev)
     for name, result in report["eval"].items():
         log.info("eval %s: IoU %.4f", name, result["iou"])
+    from handseg_training.export import export
+
+    spec = export(model, cfg, out_dir / f"{cfg.name}.onnx", metrics=report["eval"])
+    report["onnx"] = {"file": str(out_dir / spec.file), "sha256": spec.sha256}
+    log.info("exported %s", out_dir / spec.file)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report

@@ -48,6 +48,7 @@ class TrainConfig:
     log_every: int = 20
     checkpoint_every_minutes: float = 5.0
     seed: int = 0
+    threads: int = 0  # CPU threads for torch (0: torch's default); 1 is steadier on a busy machine
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 

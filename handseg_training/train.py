@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from handseg_core.metrics import MaskStats
 from handseg_core.preprocess import prepare, restore
 from handseg_training import data as D
+from handseg_training import datasets as DS
 from handseg_training.augment import composites, photometric, random_crops
 from handseg_training.config import TrainConfig, to_dict
 from handseg_training.model import build_model
@@ -47,8 +48,15 @@ def pick_device(requested: str = "auto") -> torch.device:
 def prepare_data(cfg: TrainConfig, cache_dir: Path | None) -> TrainingData:
     root = Path(cfg.data.root)
     frame_pairs, val_pairs = [], []
+    frame_samples = []  # public datasets in their own layouts (datasets.py); plain folders stay pairs
     for name in cfg.data.frames:
-        for pair in D.PairFolder(root / name).pairs():
+        entry = DS.resolve(name, root)
+        if entry.format != "folder":
+            train, held = DS.split_by_group(DS.read(entry), cfg.data.val_groups)
+            frame_samples += train
+            val_pairs += DS.mask_files(held, None if cache_dir is None else cache_dir / "val_masks")
+            continue
+        for pair in D.PairFolder(entry.path).pairs():
             (val_pairs if D.video_of(pair[0]) in cfg.data.val_groups else frame_pairs).append(pair)
     hand_pairs, holdout = [], []
     for name in cfg.data.hand_photos:
@@ -62,11 +70,15 @@ def prepare_data(cfg: TrainConfig, cache_dir: Path | None) -> TrainingData:
     background_paths = [p for name in cfg.data.backgrounds for p in D.list_images(root / name)]
     log.info(
         "data: %d frames (%d held out for validation), %d hand photos (%d held out), %d backgrounds",
-        len(frame_pairs), len(val_pairs), len(hand_pairs), len(holdout), len(background_paths),
+        len(frame_pairs) + len(frame_samples), len(val_pairs), len(hand_pairs), len(holdout), len(background_paths),
     )
+    frames = D.load_pairs(frame_pairs, cfg.data.frame_size, cache_dir) if frame_pairs else None
+    if frame_samples:
+        more = DS.load_samples(frame_samples, cfg.data.frame_size, cache_dir)
+        frames = more if frames is None else torch.cat([frames, more])
     s = cfg.data.hand_photo_size
     return TrainingData(
-        frames=D.load_pairs(frame_pairs, cfg.data.frame_size, cache_dir) if frame_pairs else None,
+        frames=frames,
         hands=D.load_pairs(hand_pairs, (s, s), cache_dir) if hand_pairs else None,
         backgrounds=D.load_images(background_paths, cfg.data.background_size, cache_dir) if background_paths else None,
         val_pairs=val_pairs,
@@ -169,6 +181,8 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
     """Train, checkpoint, evaluate and export. Returns the report also written to report.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
     (out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))

@@ -1,0 +1,49 @@
+"""The models the plug-in's Model argument offers: handseg's registry, read when GIMP queries the plug-in.
+
+GIMP keeps the menu it got at the last query; it asks again when the plug-in file changes, which
+`handseg install gimp` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from handseg_core import HandsegError
+from handseg_core import registry
+
+DEFAULT_CHOICE = "default"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the Model menu; `name` is what the procedure receives."""
+
+    name: str
+    label: str
+    help: str = ""
+
+
+def model_menu() -> tuple[list[ModelChoice], str]:
+    """(entries, default name): every registered model, the packaged default selected.
+
+    When the registry cannot be read or is empty, one entry DEFAULT_CHOICE stands for the
+    default model, so that the plug-in still registers and reports the problem when run.
+    """
+    try:
+        specs = list(registry.available_models().values())
+    except HandsegError as exc:
+        return [ModelChoice(DEFAULT_CHOICE, "Default model", str(exc))], DEFAULT_CHOICE
+    if not specs:
+        return [ModelChoice(DEFAULT_CHOICE, "Default model")], DEFAULT_CHOICE
+    entries = [ModelChoice(spec.name, spec.name, spec.description) for spec in specs]
+    try:
+        default = registry.default_model_name()
+    except HandsegError:
+        default = entries[0].name
+    names = [entry.name for entry in entries]
+    return entries, default if default in names else names[0]
+
+
+def model_to_load(choice: str) -> str | None:
+    """The name to give `handseg_core.load_model` for a menu value (None: the default model)."""
+    return None if choice in ("", DEFAULT_CHOICE) else choice

@@ -107,8 +107,13 @@ class HandSegmenter:
         return self._session.run(None, {self._input: tensor})[0]
 
     def probability(self, rgb: np.ndarray, input_size: int | None = None, flip_tta: bool = False) -> np.ndarray:
-        """Hand probability (float32 HxW) for a uint8 RGB array."""
-        size = input_size or self.spec.input_size
+        """Hand probability (float32 HxW) for a uint8 RGB array.
+
+        The network sees the image with its long side at `input_size`; by default at the model's
+        input size, or at the image's own size when that is smaller: enlarging adds no detail,
+        and hands that fill a small photo are at the scale the model knows best that way.
+        """
+        size = input_size or min(self.spec.input_size, max(rgb.shape[:2]))
         prepared = prepare(rgb, size, self.spec.mean, self.spec.std, self.spec.stride)
         tensor = prepared.tensor
         if flip_tta:
@@ -130,7 +135,8 @@ class HandSegmenter:
         Args:
             image: a path, a PIL image (any mode) or an HxWx3 uint8 RGB array.
             refinement: post-processing settings; the defaults of `Refinement` when omitted.
-            input_size: long side the image is resized to for the network (default: the model's).
+            input_size: long side the image is resized to for the network (default: the model's
+                input size, or the image's own long side when that is smaller).
             flip_tta: also run the mirrored image and average (slower, sometimes steadier).
 
         Raises:

@@ -296,3 +296,23 @@ def test_damaged_metadata_is_a_model_error(tmp_path):
     with pytest.raises(ModelError) as caught:
         load_model(path)
     assert "bad-metadata.onnx" in str(caught.value)
+
+
+def test_small_images_are_not_enlarged(tmp_path, monkeypatch):
+    """By default the network sees a small image at its own size, a large one at the model's."""
+    from handseg_core import session as session_module
+
+    seen = []
+    real_prepare = session_module.prepare
+
+    def spy(image, long_side, *args):
+        seen.append(long_side)
+        return real_prepare(image, long_side, *args)
+
+    monkeypatch.setattr(session_module, "prepare", spy)
+    session = load_model(write_red_model(tmp_path, "sizes"))
+    size = session.spec.input_size
+    session.segment(np.zeros((size // 2, size // 4, 3), np.uint8))
+    session.segment(np.zeros((size * 2, size, 3), np.uint8))
+    session.segment(np.zeros((size // 2, size // 4, 3), np.uint8), input_size=size)
+    assert seen == [size // 2, size, size]

@@ -1,0 +1,75 @@
+"""Measure an exported model on every development set, as users run it (ONNX Runtime, engine).
+
+    python -m handseg_training.devsets MODEL.onnx --data-root ../shared/data [--json OUT]
+
+Sets: egohands_cross14 (cross-video test), egohands_400 (training frames), the 11k Hands
+subjects held out of training (per skin-colour group too), massey_asl and sign_digits (training
+photos). Protocol: mean per-image hand IoU with the default refinement, as `handseg eval`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from handseg_core import Refinement, load_model
+from handseg_core.metrics import MaskStats
+from handseg_training import data as D
+
+SETS = ["egohands_cross14", "egohands_400", "hands11k_holdout", "massey_asl", "sign_digits"]
+
+
+def pairs_of(name: str, root: Path, holdout_fraction: float = 0.2, seed: int = 0):
+    if name == "hands11k_holdout":
+        folder = root / "hands11k_subset"
+        info = D.hands11k_subjects(folder)
+        _, held = D.split_by_subject(D.PairFolder(folder).pairs(), info, holdout_fraction, seed)
+        return held, {stem: row["skinColor"] for stem, row in info.items()}
+    return D.PairFolder(root / name).pairs(), None
+
+
+def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, refinement: Refinement | None = None,
+            limit: int | None = None) -> dict:
+    session = load_model(model, device="cpu")
+    results = {}
+    for name in sets:
+        pairs, groups = pairs_of(name, root)
+        if limit and len(pairs) > limit:  # an even spread over the set (its videos, subjects)
+            pairs = pairs[:: len(pairs) // limit][:limit]
+        overall, by_group = MaskStats(), {}
+        start = time.perf_counter()
+        for image_path, mask_path in pairs:
+            truth = D.read_mask(mask_path) >= 128
+            predicted = session.segment(image_path, refinement, input_size=input_size).mask > 0
+            overall.add(predicted, truth)
+            if groups is not None:
+                by_group.setdefault(groups.get(image_path.stem, "unknown"), MaskStats()).add(predicted, truth)
+        result = overall.summary()
+        result["seconds"] = round(time.perf_counter() - start, 1)
+        if by_group:
+            result["groups"] = {k: v.summary() for k, v in sorted(by_group.items())}
+        results[name] = result
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m handseg_training.devsets")
+    parser.add_argument("model")
+    parser.add_argument("--data-root", default="../shared/data")
+    parser.add_argument("--size", type=int)
+    parser.add_argument("--sets", nargs="*", default=SETS)
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    results = measure(args.model, Path(args.data_root), args.sets, args.size, limit=args.limit)
+    for name, r in results.items():
+        groups = "  ".join(f"{g} {v['iou']:.3f} ({v['images']})" for g, v in r.get("groups", {}).items())
+        print(f"{name:18s} IoU {r['iou']:.4f}  images {r['images']:5d}  {r['seconds']:6.1f} s  {groups}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -128,7 +128,7 @@ def make_batch(cfg: TrainConfig, data: TrainingData, gen: torch.Generator, devic
 @torch.no_grad()
 def predict(model: torch.nn.Module, image: np.ndarray, cfg: TrainConfig, device: torch.device) -> np.ndarray:
     """Hand probability for one RGB image, with the same pre- and post-processing as the engine."""
-    prepared = prepare(image, cfg.input_size, cfg.mean, cfg.std, STRIDE)
+    prepared = prepare(image, min(cfg.input_size, max(image.shape[:2])), cfg.mean, cfg.std, STRIDE)
     x = torch.from_numpy(prepared.tensor).to(device)
     p = torch.sigmoid(model(x).float())[0, 0].cpu().numpy()
     return restore(p, prepared)

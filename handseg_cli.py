@@ -37,8 +37,7 @@ DEVICES = ("auto", "cpu", "cuda")
 REFINEMENT_FIELDS = ("threshold", "open_size", "close_size", "dilate", "erode", "min_area", "fill_holes", "feather")
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
-WORKERS = 2
-AHEAD = 2  # images decoded before the model needs them, and results waiting to be written
+AHEAD = 2  # images in flight beyond one per core, and results waiting to be written
 FOLDER_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC})
 # zlib level 1 encodes photo cut-outs about 4x faster than PIL's default 6, for files ~15% larger.
 PNG_COMPRESS_LEVEL = 1
@@ -253,13 +252,16 @@ class ModelSettings:
 
 
 def inference_threads() -> int:
-    """All cores but one for ONNX Runtime: the pool decodes and writes on the last one (with
-    every core, ONNX Runtime's spinning threads and the pool slow each other down)."""
+    """One ONNX Runtime thread per image, with one image in flight per core (bench/RESULTS.md:
+    19.7 images/s on 2 cores, against 11 with one image at a time on all cores but one)."""
+    return 1
+
+
+def cores() -> int:
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:
-        cores = os.cpu_count() or 2
-    return max(1, cores - 1)
+        return os.cpu_count() or 2
 
 
 def refinement_from(options: dict[str, Any]) -> Refinement:
@@ -483,8 +485,17 @@ class Counts:
     failed: int = 0
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What decoding and segmenting one job gave: a result, or the line saying why not."""
+
+    decoded: Decoded | None = None
+    result: SegmentationResult | None = None
+    failure: str | None = None
+
+
 class Batch:
-    """Runs jobs through decode (pool) -> model (this thread) -> render and write (pool)."""
+    """Runs jobs through decode and model (pool, one image per core) -> render and write (pool)."""
 
     def __init__(self, settings: ModelSettings, session: HandSegmenter, decode: Callable[[Path], Decoded],
                  render: Renderer, reporter: Reporter):
@@ -497,14 +508,14 @@ class Batch:
         self._writing: deque[tuple[Job, Future[None]]] = deque()
 
     def run(self, jobs: list[Job]) -> Counts:
-        pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="handseg")
+        pool = ThreadPoolExecutor(cores() + AHEAD, thread_name_prefix="handseg")
         try:
-            for job, decoding in read_ahead(jobs, lambda job: self.decode(job.source), pool):
-                decoded = self._decoded(job, decoding)
-                result = None if decoded is None else self._segmented(job, decoded)
-                if result is None:
+            for job, working in read_ahead(jobs, self._work, pool, depth=cores() + AHEAD - 1):
+                outcome = working.result()
+                if outcome.failure is not None:
+                    self._failed(outcome.failure)
                     continue
-                self._writing.append((job, pool.submit(save_result, self.render, job, decoded, result)))
+                self._writing.append((job, pool.submit(save_result, self.render, job, outcome.decoded, outcome.result)))
                 while len(self._writing) > AHEAD:
                     self._finish(*self._writing.popleft())
             while self._writing:
@@ -517,21 +528,17 @@ class Batch:
             pool.shutdown(wait=True, cancel_futures=True)
         return self.counts
 
-    def _decoded(self, job: Job, decoding: Future[Decoded]) -> Decoded | None:
-        try:
-            return decoding.result()
-        except Exception as exc:  # decoders raise many kinds; each bad file is one line
-            self._failed(decode_failure(exc, job.source))
-            return None
-
-    def _segmented(self, job: Job, decoded: Decoded) -> SegmentationResult | None:
+    def _work(self, job: Job) -> Outcome:
         from handseg_core.errors import HandsegError
 
         try:
-            return self.settings.segment(self.session, decoded.rgb)
+            decoded = self.decode(job.source)
+        except Exception as exc:  # decoders raise many kinds; each bad file is one line
+            return Outcome(failure=decode_failure(exc, job.source))
+        try:
+            return Outcome(decoded, self.settings.segment(self.session, decoded.rgb))
         except (HandsegError, MemoryError) as exc:
-            self._failed(f"{job.source}: {first_line(exc)}")
-            return None
+            return Outcome(failure=f"{job.source}: {first_line(exc)}")
 
     def _finish(self, job: Job, writing: Future[None]) -> None:
         from handseg_core.errors import HandsegError
@@ -735,22 +742,26 @@ def evaluate_pairs(settings: ModelSettings, session: HandSegmenter, pairs: list[
 
     stats = MaskStats()
     failed = []
-    pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="handseg")
+
+    def work(pair: tuple[Path, Path]) -> tuple[np.ndarray, np.ndarray] | str:
+        try:
+            rgb, truth = load_pair(pair)
+        except Exception as exc:  # decoders raise many kinds; each bad file is one line
+            return decode_failure(exc, pair[0])
+        try:
+            return settings.segment(session, rgb).mask, truth
+        except HandsegError as exc:
+            return f"{pair[0]}: {first_line(exc)}"
+
+    pool = ThreadPoolExecutor(cores() + AHEAD, thread_name_prefix="handseg")
     try:
-        for pair, loading in read_ahead(pairs, load_pair, pool):
-            try:
-                rgb, truth = loading.result()
-            except Exception as exc:  # decoders raise many kinds; each bad file is one line
-                problem = decode_failure(exc, pair[0])
-            else:
-                problem = None
-                try:
-                    stats.add(settings.segment(session, rgb).mask, truth)
-                except HandsegError as exc:
-                    problem = f"{pair[0]}: {first_line(exc)}"
-            if problem:
-                reporter.error(problem)
+        for pair, working in read_ahead(pairs, work, pool, depth=cores() + AHEAD - 1):
+            outcome = working.result()
+            if isinstance(outcome, str):
+                reporter.error(outcome)
                 failed.append(str(pair[0]))
+            else:
+                stats.add(*outcome)
             reporter.advance()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

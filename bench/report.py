@@ -11,9 +11,13 @@ def _mb(row: dict) -> str:
     return f"{row['peak_rss_mb']:.0f}" if row.get("peak_rss_mb") else "-"
 
 
-def _others(row: dict) -> str:
+def _others(row: dict) -> list[str]:
+    """Cores other processes kept busy meanwhile, and the spread of the rounds (two cells)."""
     value = row.get("child", {}).get("others_cores")
-    return f"{value:.2f}" if value is not None else "-"
+    others = f"{value:.2f}" if value is not None else "-"
+    figures = row.get("round_figures") or []
+    spread = f"{100 * (max(figures) / min(figures) - 1):.0f} %" if len(figures) > 1 and min(figures) > 0 else "-"
+    return [others, spread]
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -59,7 +63,10 @@ def markdown(results: dict) -> str:
         "high-water mark of the configuration's own process (MB; VmHWM, which equals its `ru_maxrss` as the process "
         "is started from a small launcher: Linux hands a parent's `ru_maxrss` down to its children). Batch: CPU time and peak RSS of the child from `os.wait4`, the "
         "per-child form of `getrusage(RUSAGE_CHILDREN)`; utilisation = (user + sys) / wall, "
-        f"{cores}.0 = all cores busy."
+        f"{cores}.0 = all cores busy. The whole set ran {s.get('rounds', 1)} time(s), round-robin; each configuration "
+        "shows its fastest round (a slow spell of the shared machine then spoils no figure); *spread* = slowest / "
+        "fastest round - 1 (end to end, else inference, else batch wall time); *others* = cores that other processes "
+        "kept busy meanwhile."
         + (f" Before each configuration the run waited (up to {s['wait_quiet_s']:.0f} s) for other processes to leave "
            "the CPUs idle." if s.get("wait_quiet_s") else ""),
         "",
@@ -71,8 +78,8 @@ def markdown(results: dict) -> str:
         worst, row = max(disturbed, key=lambda pair: pair[0])
         label = " / ".join(str(row.get(k)) for k in ("model", "how", "change", "backend", "input", "threads") if row.get(k) is not None)
         out += [f"Other processes on the machine kept {mean:.2f} cores busy on average while configurations ran "
-                f"(most: {worst:.2f} during {label}); column *others* gives it per row. Rows above about 0.2 were "
-                "disturbed, the more so with 2 threads.", ""]
+                f"(most: {worst:.2f} during {label}, in the round shown). Rows above about 0.2 were disturbed, the more so "
+                "with 2 threads.", ""]
 
     out += ["## Targets", ""]
     out += _table(["target", "figures", "result"],
@@ -83,11 +90,11 @@ def markdown(results: dict) -> str:
     for r in (r for r in rows if r["table"] == "models"):
         if r["status"] == "ok":
             lines.append([r["model"], r["backend"], r["threads"], r["network_input"], _ms(r["end_to_end"]),
-                          _ms(r["inference"]), _mb(r), f"{r['load_model_s']:.2f}", _others(r)])
+                          _ms(r["inference"]), _mb(r), f"{r['load_model_s']:.2f}", *_others(r)])
         else:
-            lines.append([r["model"], r["backend"], r["threads"], "-", r["status"], "", "", "", ""])
+            lines.append([r["model"], r["backend"], r["threads"], "-", r["status"], "", "", "", "", ""])
     out += _table(["model", "backend", "threads", "network input", "end to end ms", "inference ms", "peak RSS MB",
-                   "load s", "others"], lines)
+                   "load s", "others", "spread"], lines)
 
     staged = next((r for r in rows if r["table"] == "models" and r["status"] == "ok" and r.get("stages")), None)
     if staged:
@@ -113,25 +120,25 @@ def markdown(results: dict) -> str:
                    and x["shape"][2] == int(r["input"].split("x")[1]))
         ours = _find(rows, "models", model=default, backend="onnxruntime CPU", threads=r["threads"])
         if r["status"] != "ok":
-            lines.append([r["model"], r["input"], f"{ref['parameters_m']:.1f}", r["threads"], r["status"], "", "", "", "", ref["note"]])
+            lines.append([r["model"], r["input"], f"{ref['parameters_m']:.1f}", r["threads"], r["status"], "", "", "", "", "", ref["note"]])
             continue
         inference = _median(r, "inference")
         lines.append([r["model"], r["input"], f"{ref['parameters_m']:.1f}", r["threads"], _ms(r["inference"]), _mb(r),
                       _ratio(_median(ours, "end_to_end"), inference), _ratio(_median(ours, "inference"), inference),
-                      _others(r), ref["note"]])
+                      *_others(r), ref["note"]])
     out += _table(["network", "input", "params M", "threads", "inference ms", "peak RSS MB", "ours end to end / ref",
-                   "ours inference / ref", "others", "note"], lines)
+                   "ours inference / ref", "others", "spread", "note"], lines)
 
     out += [f"## Batch throughput ({s['batch_images']} images, {default}, wall time includes start-up and model load)", ""]
     lines = []
     for r in (r for r in rows if r["table"] == "batch"):
         if r["status"] != "ok":
-            lines.append([r["how"], r["threads"], r["status"], "", "", "", "", ""])
+            lines.append([r["how"], r["threads"], r["status"], "", "", "", "", "", ""])
             continue
         c = r["child"]
         lines.append([r["how"], r["threads"], f"{r['images'] / c['wall_s']:.2f}", f"{c['wall_s']:.1f}", f"{c['cpu_s']:.1f}",
-                      f"{c['cpu_s'] / c['wall_s']:.2f} of {cores}.0", f"{c['maxrss_mb']:.0f}", _others(r)])
-    out += _table(["how", "threads", "images/s", "wall s", "CPU s", "CPU utilisation", "peak RSS MB", "others"], lines)
+                      f"{c['cpu_s'] / c['wall_s']:.2f} of {cores}.0", f"{c['maxrss_mb']:.0f}", *_others(r)])
+    out += _table(["how", "threads", "images/s", "wall s", "CPU s", "CPU utilisation", "peak RSS MB", "others", "spread"], lines)
 
     base = _find(rows, "models", model=default, backend="onnxruntime CPU", threads=2)
     out += [f"## Speed-up candidates for {default} (ONNX Runtime CPU)", "",
@@ -141,14 +148,14 @@ def markdown(results: dict) -> str:
     lines = []
     if base:
         lines.append(["baseline", 2, base["network_input"], _ms(base["end_to_end"]), "1.00", _ms(base["inference"]), "1.00",
-                      f"{base['session_create_s']:.2f}", _others(base)])
+                      f"{base['session_create_s']:.2f}", *_others(base)])
     for r in (r for r in rows if r["table"] == "speed-ups"):
         if r["status"] != "ok":
-            lines.append([r["change"], r["threads"], "-", r["status"], "", "", "", "", ""])
+            lines.append([r["change"], r["threads"], "-", r["status"], "", "", "", "", "", ""])
             continue
         lines.append([r["change"], r["threads"], r["network_input"], _ms(r["end_to_end"]),
                       _ratio(_median(r, "end_to_end"), _median(base, "end_to_end")), _ms(r["inference"]),
-                      _ratio(_median(r, "inference"), _median(base, "inference")), f"{r['session_create_s']:.2f}", _others(r)])
+                      _ratio(_median(r, "inference"), _median(base, "inference")), f"{r['session_create_s']:.2f}", *_others(r)])
     out += _table(["change", "threads", "network input", "end to end ms", "vs baseline", "inference ms", "vs baseline",
-                   "session creation s", "others"], lines)
+                   "session creation s", "others", "spread"], lines)
     return "\n".join(out)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -22,17 +23,18 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Callable
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 DEFAULT_PHOTO = ROOT.parent / "shared" / "data" / "egohands_cross14" / "images" / "padova_06.jpg"
 
 FULL = {
-    "quick": False, "warmup": 3, "repeats": 25, "load_repeats": 3, "batch_images": 100, "photo_size": None,
+    "quick": False, "rounds": 3, "warmup": 3, "repeats": 25, "load_repeats": 3, "batch_images": 100, "photo_size": None,
     "input_size": None, "u2net_size": 320, "lraspp_size": 512, "explore_sizes": [448, 384, 320],
 }
 QUICK = {
-    "quick": True, "warmup": 1, "repeats": 2, "load_repeats": 1, "batch_images": 3, "photo_size": (256, 144),
+    "quick": True, "rounds": 1, "warmup": 1, "repeats": 2, "load_repeats": 1, "batch_images": 3, "photo_size": (256, 144),
     "input_size": 128, "u2net_size": 64, "lraspp_size": 64, "explore_sizes": [96],
 }
 THREADS = (1, 2)
@@ -354,16 +356,14 @@ def benchmark(settings: dict, photo: Path | None, tmp: Path) -> dict:
     common = {k: settings[k] for k in ("warmup", "repeats", "load_repeats")}
     common["image"] = str(image)
     common["input_size"] = settings["input_size"]
-    rows: list[dict] = []
+    plan: list[tuple[str, dict, Callable[[int], dict]]] = []  # (table, label, measure(round))
 
-    def add(table: str, label: dict, job: dict | None, skipped: str | None = None):
-        progress(f"{table}: {' / '.join(str(v) for v in label.values())}")
-        row = {"table": table, **label}
-        row.update({"status": f"skipped: {skipped}"} if skipped else run_job({**common, **job}))
-        if not row["status"].startswith(("ok", "skipped")):
-            progress(f"  {row['status']}")
-        rows.append(row)
-        return row
+    def add(table: str, label: dict, job: dict | None = None, skipped: str | None = None, runner=None):
+        if skipped:
+            runner = lambda round_: {"status": f"skipped: {skipped}"}  # noqa: E731
+        elif runner is None:
+            runner = functools.partial(lambda job, round_: run_job(job), {**common, **job})
+        plan.append((table, label, runner))
 
     cuda_ort = "CUDAExecutionProvider" in ort.get_available_providers()
     cuda_torch = bool(info.get("cuda"))
@@ -388,14 +388,18 @@ def benchmark(settings: dict, photo: Path | None, tmp: Path) -> dict:
                 {"kind": "reference-ort", "onnx": reference["onnx"], "shape": reference["shape"], "threads": threads})
 
     # Batch throughput: the CLI as a user runs it, then batch loops that could replace its loop.
+    # Every round writes into new folders: the CLI keeps the outputs that exist.
     count = settings["batch_images"]
-    progress(f"batch: handseg mask on {count} images")
-    cli = cli_batch(batch_dir, tmp / "out-cli", count, settings["input_size"])
-    if cli["status"] == "ok":
-        rows.append({"table": "batch", "how": "`handseg mask DIR -o OUT -q`", "threads": "default", "images": count, **cli})
-    else:
-        add("batch", {"how": f"loop over session.segment (CLI not usable: {cli['status']})", "threads": "default", "images": count},
-            {"kind": "batch-loop", "model": default, "in_dir": str(batch_dir), "out_dir": str(tmp / "out-loop")})
+
+    def cli_or_loop(round_: int) -> dict:
+        cli = cli_batch(batch_dir, tmp / f"out-cli-{round_}", count, settings["input_size"])
+        if cli["status"] == "ok":
+            return cli
+        loop = run_job({**common, "kind": "batch-loop", "model": default, "in_dir": str(batch_dir),
+                        "out_dir": str(tmp / f"out-loop-{round_}")})
+        return {**loop, "how": f"loop over session.segment (CLI not usable: {cli['status']})"}
+
+    add("batch", {"how": "`handseg mask DIR -o OUT -q`", "threads": "default", "images": count}, runner=cli_or_loop)
     loops = [
         ("sequential loop", {"threads": 2}),
         ("2 images in flight (thread pool), 1 thread each", {"threads": 1, "workers": 2}),
@@ -403,8 +407,9 @@ def benchmark(settings: dict, photo: Path | None, tmp: Path) -> dict:
         ("2 images in flight, 1 thread each, lean stages + draft decode", {"threads": 1, "workers": 2, "lean": True, "draft": True}),
     ]
     for i, (how, options) in enumerate(loops):
+        job = {**common, "kind": "batch-loop", "model": default, "in_dir": str(batch_dir), **options}
         add("batch", {"how": how, "threads": options["threads"], "images": count},
-            {"kind": "batch-loop", "model": default, "in_dir": str(batch_dir), "out_dir": str(tmp / f"out-{i}"), **options})
+            runner=functools.partial(lambda job, i, round_: run_job({**job, "out_dir": str(tmp / f"out-{i}-{round_}")}), job, i))
 
     # Ways to make the default model faster (engine unchanged; options swapped in the worker).
     optimized = {level: save_optimized(default_spec.path, tmp, level) for level in ("extended", "all")}
@@ -426,6 +431,8 @@ def benchmark(settings: dict, photo: Path | None, tmp: Path) -> dict:
         add("speed-ups", {"change": how, "threads": options["threads"] or "default"},
             {"kind": "handseg-ort", "model": default, **options})
 
+    rows = run_plan(plan, settings["rounds"])
+
     try:
         info["load_average_at_end"] = os.getloadavg()
     except OSError:
@@ -441,6 +448,39 @@ def benchmark(settings: dict, photo: Path | None, tmp: Path) -> dict:
         "targets": targets(rows, default, info["cores"], settings["lraspp_size"]),
         "duration_s": (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(),
     }
+
+
+def primary_figure(result: dict) -> float | None:
+    """The figure a configuration is judged by: end-to-end time, else inference, else batch wall."""
+    if result.get("status") != "ok":
+        return None
+    for key in ("end_to_end", "inference"):
+        if key in result:
+            return result[key]["median_ms"]
+    return result["child"]["wall_s"]
+
+
+def run_plan(plan: list, rounds: int) -> list[dict]:
+    """Run every configuration `rounds` times, round-robin, and keep each one's fastest round.
+
+    On a shared machine a slow spell (a neighbour, a frequency drop) can make one round slower;
+    taking the best round of several taken at different times leaves it out. The figures of all
+    rounds are kept in `round_figures` (the spread shows how steady the machine was)."""
+    results: list[list[dict]] = [[] for _ in plan]
+    for round_ in range(rounds):
+        for (table, label, runner), kept in zip(plan, results):
+            progress(f"round {round_ + 1}/{rounds} {table}: {' / '.join(str(v) for v in label.values())}")
+            result = runner(round_)
+            if not result["status"].startswith(("ok", "skipped")):
+                progress(f"  {result['status']}")
+            kept.append(result)
+    rows = []
+    for (table, label, _), kept in zip(plan, results):
+        figures = [primary_figure(r) for r in kept]
+        measured_ok = [(f, r) for f, r in zip(figures, kept) if f is not None]
+        best = min(measured_ok, key=lambda pair: pair[0])[1] if measured_ok else kept[0]
+        rows.append({"table": table, **label, **best, "round_figures": [f for f, _ in measured_ok]})
+    return rows
 
 
 def find(rows: list[dict], table: str, **match) -> dict | None:
@@ -479,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help="folder for RESULTS.md and results.json (default: bench/)")
     parser.add_argument("--image", type=Path, default=DEFAULT_PHOTO, help="the 1280x720 test photo (synthetic when missing)")
     parser.add_argument("--repeats", type=int, help="timed runs per measurement (default 25; 2 with --quick)")
+    parser.add_argument("--rounds", type=int, help="times the whole set is run, keeping each configuration's "
+                        "fastest round (default 3; 1 with --quick)")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before each configuration, wait up to SECONDS for other processes to leave the CPUs idle")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -499,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = dict(QUICK if args.quick else FULL)
     if args.repeats:
         settings["repeats"] = args.repeats
+    if args.rounds:
+        settings["rounds"] = args.rounds
     sys.path.insert(0, str(BENCH_DIR))
     import report
 

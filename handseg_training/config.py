@@ -24,6 +24,7 @@ class DataConfig:
     composite_fraction: float = 0.0  # share of each batch made of pasted hands
     holdout_subjects: float = 0.2  # 11k Hands subjects kept out of training, for the skin-tone report
     eval: list[str] = field(default_factory=lambda: ["egohands_cross14"])  # reported after training
+    exclude: list[str] = field(default_factory=list)  # glob patterns under root kept out of training
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,16 @@ def _cache_path(cache_dir: Path | None, key: str) -> Path | None:
     return cache_dir / f"{digest}.pt"
 
 
+def _save_cache(tensor: torch.Tensor, path: Path | None) -> None:
+    """Write atomically: runs started side by side share one cache and may read it meanwhile."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save(tensor, tmp)
+    os.replace(tmp, path)
+
+
 def load_pairs(
     pairs: list[tuple[Path, Path]],
     size: tuple[int, int],
@@ -95,9 +106,7 @@ def load_pairs(
         mask = fit_into(read_mask(mask_path), size, cv2.INTER_LINEAR)
         out[i, :3] = torch.from_numpy(image).permute(2, 0, 1)
         out[i, 3] = torch.from_numpy(np.where(mask >= 128, 255, 0).astype(np.uint8))
-    if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(out, cached)
+    _save_cache(out, cached)
     return out
 
 
@@ -117,9 +126,7 @@ def load_images(paths: list[Path], size: tuple[int, int], cache_dir: Path | None
         y0, x0 = (ih - ch) // 2, (iw - cw) // 2
         image = cv2.resize(image[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=cv2.INTER_AREA)
         out[i] = torch.from_numpy(image).permute(2, 0, 1)
-    if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(out, cached)
+    _save_cache(out, cached)
     return out
 
 

@@ -538,9 +538,7 @@ def load_samples(samples: list[Sample], size: tuple[int, int], cache_dir: Path |
         out[i, :3] = torch.from_numpy(D.fit_into(image, size, cv2.INTER_AREA)).permute(2, 0, 1)
         mask = D.fit_into(mask, size, cv2.INTER_LINEAR)
         out[i, 3] = torch.from_numpy(np.where(mask >= 128, 255, 0).astype(np.uint8))
-    if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(out, cached)
+    D._save_cache(out, cached)
     return out
 
 

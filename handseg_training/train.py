@@ -25,6 +25,7 @@ from handseg_training import datasets as DS
 from handseg_training.augment import composites, photometric, random_crops
 from handseg_training.config import TrainConfig, to_dict
 from handseg_training.model import build_model
+from handseg_training.oodset import excluded
 
 log = logging.getLogger(__name__)
 STRIDE = 32
@@ -47,6 +48,10 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 def prepare_data(cfg: TrainConfig, cache_dir: Path | None) -> TrainingData:
     root = Path(cfg.data.root)
+
+    def kept(paths):  # data.exclude: what the out-of-domain set (oodset.py) holds back
+        return [p for p in paths if not excluded(p[0] if isinstance(p, tuple) else p, root, cfg.data.exclude)]
+
     frame_pairs, val_pairs = [], []
     frame_samples = []  # public datasets in their own layouts (datasets.py); plain folders stay pairs
     for name in cfg.data.frames:
@@ -61,13 +66,13 @@ def prepare_data(cfg: TrainConfig, cache_dir: Path | None) -> TrainingData:
     hand_pairs, holdout = [], []
     for name in cfg.data.hand_photos:
         folder = root / name
-        pairs = D.PairFolder(folder).pairs()
+        pairs = kept(D.PairFolder(folder).pairs())
         info = D.hands11k_subjects(folder)
         if info and cfg.data.holdout_subjects > 0:
             pairs, held = D.split_by_subject(pairs, info, cfg.data.holdout_subjects, cfg.seed)
             holdout += held
         hand_pairs += pairs
-    background_paths = [p for name in cfg.data.backgrounds for p in D.list_images(root / name)]
+    background_paths = kept([p for name in cfg.data.backgrounds for p in D.list_images(root / name)])
     log.info(
         "data: %d frames (%d held out for validation), %d hand photos (%d held out), %d backgrounds",
         len(frame_pairs) + len(frame_samples), len(val_pairs), len(hand_pairs), len(holdout), len(background_paths),
@@ -151,29 +156,76 @@ def evaluate(model, pairs, cfg: TrainConfig, device, groups: dict[str, str] | No
     return result
 
 
-def save_checkpoint(model: torch.nn.Module, cfg: TrainConfig, path: Path, extra: dict) -> None:
+PART_BYTES = 16 * 2**20  # checkpoint files stay under 16 MiB, so they travel and upload anywhere
+
+
+def part_path(path: Path, index: int) -> Path:
+    return path if index == 0 else path.with_name(f"{path.stem}.part{index + 1}{path.suffix}")
+
+
+def save_checkpoint(model: torch.nn.Module, cfg: TrainConfig, path: Path, extra: dict) -> list[Path]:
+    """Write the state dict as safetensors in files of at most 16 MiB.
+
+    The first file is `path` and holds the config in its metadata and the number of parts;
+    further parts are `model.part2.safetensors`, ... beside it. Returns the files written.
+    """
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={"config": json.dumps(to_dict(cfg)), **{k: json.dumps(v) for k, v in extra.items()}})
-    tmp.replace(path)
+    parts: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for key, tensor in state.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if parts[-1] and size + nbytes > PART_BYTES - 2**16:  # room for the header
+            parts.append({})
+            size = 0
+        parts[-1][key] = tensor
+        size += nbytes
+    metadata = {"config": json.dumps(to_dict(cfg)), "parts": str(len(parts)),
+                **{k: json.dumps(v) for k, v in extra.items()}}
+    written = []
+    for index, part in enumerate(parts):
+        target = part_path(path, index)
+        tmp = target.with_suffix(".tmp")
+        save_file(part, str(tmp), metadata=metadata if index == 0 else {"part": str(index + 1)})
+        tmp.replace(target)
+        written.append(target)
+    stale = len(parts)
+    while part_path(path, stale).exists():  # parts of an earlier, larger save
+        part_path(path, stale).unlink()
+        stale += 1
+    return written
 
 
-def load_checkpoint(path: Path) -> tuple[torch.nn.Module, TrainConfig]:
+def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The state dict and metadata of a checkpoint written by `save_checkpoint`, all parts joined."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from handseg_training.config import _build
-
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
+    state = load_file(str(path))
+    for index in range(1, int(meta.get("parts", "1"))):
+        part = part_path(path, index)
+        if not part.exists():
+            raise FileNotFoundError(f"{path}: its part {part.name} is missing; copy all {meta['parts']} parts together")
+        state.update(load_file(str(part)))
+    return state, meta
+
+
+def load_checkpoint(path: Path) -> tuple[torch.nn.Module, TrainConfig]:
+    from handseg_training.config import _build
+
+    state, meta = read_checkpoint(Path(path))
     if "config" not in meta:
         raise ValueError(f"{path}: not a handseg checkpoint (no config in its metadata)")
     cfg = _build(TrainConfig, json.loads(meta["config"]), str(path))
     model = build_model(cfg.encoder, cfg.decoder_channels, encoder_weights=None)
-    model.load_state_dict(load_file(str(path)))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model.eval(), cfg
 
 
@@ -181,6 +233,8 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
     """Train, checkpoint, evaluate and export. Returns the report also written to report.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # crops have one size: let cuDNN pick its fastest kernels
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -197,9 +251,8 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
     )
     model = build_model(cfg.encoder, cfg.decoder_channels, cfg.encoder_weights)
     if cfg.init_from:
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(cfg.init_from))
+        state, _ = read_checkpoint(Path(cfg.init_from))
+        model.load_state_dict(state)
         log.info("starting from %s", cfg.init_from)
     model = model.to(dev)
     model = model.to(memory_format=torch.channels_last)
@@ -231,9 +284,9 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
         optimizer.step()
         step += 1
         seen += x.shape[0]
-        value = float(loss.detach())
-        running = value if running is None else 0.95 * running + 0.05 * value
-        if step % cfg.log_every == 0 or step == 1:
+        if step % cfg.log_every == 0 or step == 1:  # reading the loss waits for the GPU: only when logging
+            value = float(loss.detach())
+            running = value if running is None else 0.8 * running + 0.2 * value
             elapsed = time.monotonic() - start
             history.append({"step": step, "loss": value, "smoothed": running, "lr": lr, "seconds": elapsed})
             log.info("step %d loss %.4f (smoothed %.4f) lr %.2e %.1f img/s", step, value, running, lr, seen / elapsed)
@@ -270,6 +323,7 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
             report["eval"][name] = evaluate(model, D.PairFolder(folder).pairs(), cfg, dev)
     for name, result in report["eval"].items():
         log.info("eval %s: IoU %.4f", name, result["iou"])
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))  # kept if the export fails
     from handseg_training.export import export
 
     spec = export(model, cfg, out_dir / f"{cfg.name}.onnx", metrics=report["eval"])

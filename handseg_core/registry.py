@@ -32,6 +32,7 @@ class ModelSpec:
     architecture: str = "DeepLabV3+"
     encoder: str = ""
     input_size: int = 512
+    min_input_size: int = 0  # smaller images are enlarged to this long side (0: never enlarged)
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     stride: int = 32

@@ -113,7 +113,7 @@ class HandSegmenter:
         input size, or at the image's own size when that is smaller: enlarging adds no detail,
         and hands that fill a small photo are at the scale the model knows best that way.
         """
-        size = input_size or min(self.spec.input_size, max(rgb.shape[:2]))
+        size = input_size or inference_size(self.spec, rgb.shape[:2])
         prepared = prepare(rgb, size, self.spec.mean, self.spec.std, self.spec.stride)
         tensor = prepared.tensor
         if flip_tta:
@@ -188,3 +188,14 @@ def load_model(
                 del _cache[old]
             _cache[key] = session
     return session
+
+
+def inference_size(spec: registry.ModelSpec, shape: tuple[int, int]) -> int:
+    """The long side the network sees by default: the image's own, within the model's range.
+
+    Images larger than `input_size` are reduced to it. Smaller ones keep their size unless the
+    model records a `min_input_size`: models trained on large hands (GPU crops of 384) miss
+    hands in 100-pixel thumbnails and are measured better with those enlarged.
+    """
+    low = min(spec.min_input_size, spec.input_size)
+    return max(low, min(spec.input_size, max(shape)))

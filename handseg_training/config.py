@@ -35,6 +35,7 @@ class TrainConfig:
     encoder_weights: str = "package"  # package | imagenet | none | PATH
     init_from: str = ""  # a handseg checkpoint (.safetensors) to start from, e.g. to resume
     input_size: int = 512  # long side at inference
+    min_input_size: int = 0  # smaller images are enlarged to this at inference (0: never)
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     crop: int = 256

@@ -38,6 +38,7 @@ def spec_for(cfg: TrainConfig, name: str | None = None, metrics: dict | None = N
         architecture="DeepLabV3+",
         encoder=cfg.encoder,
         input_size=cfg.input_size,
+        min_input_size=cfg.min_input_size,
         mean=tuple(cfg.mean),
         std=tuple(cfg.std),
         stride=32,

@@ -133,7 +133,8 @@ def make_batch(cfg: TrainConfig, data: TrainingData, gen: torch.Generator, devic
 @torch.no_grad()
 def predict(model: torch.nn.Module, image: np.ndarray, cfg: TrainConfig, device: torch.device) -> np.ndarray:
     """Hand probability for one RGB image, with the same pre- and post-processing as the engine."""
-    prepared = prepare(image, min(cfg.input_size, max(image.shape[:2])), cfg.mean, cfg.std, STRIDE)
+    size = max(min(cfg.min_input_size, cfg.input_size), min(cfg.input_size, max(image.shape[:2])))
+    prepared = prepare(image, size, cfg.mean, cfg.std, STRIDE)
     x = torch.from_numpy(prepared.tensor).to(device)
     p = torch.sigmoid(model(x).float())[0, 0].cpu().numpy()
     return restore(p, prepared)
@@ -167,7 +168,8 @@ def save_checkpoint(model: torch.nn.Module, cfg: TrainConfig, path: Path, extra:
     """Write the state dict as safetensors in files of at most 16 MiB.
 
     The first file is `path` and holds the config in its metadata and the number of parts;
-    further parts are `model.part2.safetensors`, ... beside it. Returns the files written.
+    further parts are `model.part2.safetensors`, ... beside it (a single tensor larger than a part
+    gets a part of its own; none of the configs' models has one). Returns the files written.
     """
     from safetensors.torch import save_file
 

@@ -316,3 +316,26 @@ def test_small_images_are_not_enlarged(tmp_path, monkeypatch):
     session.segment(np.zeros((size * 2, size, 3), np.uint8))
     session.segment(np.zeros((size // 2, size // 4, 3), np.uint8), input_size=size)
     assert seen == [size // 2, size, size]
+
+
+def test_a_models_smallest_size_enlarges_thumbnails(tmp_path, monkeypatch):
+    """A model that records min_input_size sees small images enlarged to it, never past input_size."""
+    from dataclasses import replace
+
+    from handseg_core import session as session_module
+    from handseg_core.session import inference_size
+    from tiny_model import SPEC
+
+    spec = replace(SPEC, input_size=128, min_input_size=96)
+    assert inference_size(spec, (20, 40)) == 96  # enlarged
+    assert inference_size(spec, (100, 110)) == 110  # between: its own size
+    assert inference_size(spec, (300, 200)) == 128  # reduced
+    assert inference_size(replace(spec, min_input_size=512), (20, 40)) == 128  # capped at input_size
+    assert inference_size(replace(spec, min_input_size=0), (20, 40)) == 40
+
+    seen = []
+    real_prepare = session_module.prepare
+    monkeypatch.setattr(session_module, "prepare", lambda image, side, *a: seen.append(side) or real_prepare(image, side, *a))
+    session = load_model(write_red_model(tmp_path, "thumbs", input_size=128, min_input_size=96))
+    result = session.segment(np.zeros((30, 20, 3), np.uint8))
+    assert seen == [96] and result.mask.shape == (30, 20)

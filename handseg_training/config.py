@@ -43,6 +43,8 @@ class TrainConfig:
     lr: float = 5e-4
     weight_decay: float = 0.0
     warmup_steps: int = 50
+    restart_at: float = 0.0  # fraction of the schedule where a second cosine starts (0: none)
+    restart_lr: float = 2.5e-4  # its peak learning rate
     loss: Literal["bce", "bce+dice"] = "bce+dice"
     max_steps: int = 100_000
     time_budget_minutes: float = 10.0  # the cosine schedule runs over whichever ends first

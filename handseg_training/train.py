@@ -101,9 +101,19 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tens
     return loss
 
 
-def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
-    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
-    return cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+def learning_rate(cfg: TrainConfig, step: int, progress: float, restart_step: int | None = None) -> float:
+    """Warm-up, then a cosine to zero; with `restart_at`, a second warm-up and cosine from there.
+
+    `progress` is the fraction of the schedule done (steps or time, whichever ends first);
+    `restart_step` the step at which the restart began, None before it.
+    """
+    first = cfg.restart_at if 0 < cfg.restart_at < 1 else 1.0
+    if restart_step is None:
+        warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+        return cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * min(progress / first, 1.0)))
+    warm = min(1.0, (step - restart_step + 1) / max(1, cfg.warmup_steps))
+    rest = min(max((progress - first) / (1 - first), 0.0), 1.0)
+    return cfg.restart_lr * warm * 0.5 * (1 + math.cos(math.pi * rest))
 
 
 def make_batch(cfg: TrainConfig, data: TrainingData, gen: torch.Generator, device: torch.device):
@@ -267,6 +277,7 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
     step = 0
     seen = 0
     running = None
+    restart_step = None
     checkpoint = out_dir / "model.safetensors"
     model.train()
     while step < cfg.max_steps:
@@ -274,7 +285,11 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
         fraction = max(step / cfg.max_steps, elapsed / budget)
         if fraction >= 1:
             break
-        lr = learning_rate(cfg, step, fraction)
+        if 0 < cfg.restart_at < 1 and restart_step is None and fraction >= cfg.restart_at:
+            restart_step = step  # a warm restart: fresh Adam moments, a second cosine
+            optimizer = torch.optim.Adam(model.parameters(), lr=cfg.restart_lr, weight_decay=cfg.weight_decay)
+            log.info("step %d: restarting the schedule at lr %.2e", step, cfg.restart_lr)
+        lr = learning_rate(cfg, step, fraction, restart_step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = make_batch(cfg, data, gen, dev)

@@ -27,6 +27,7 @@ crop = 64
 batch = 4
 warmup_steps = 2
 max_steps = 4
+restart_at = 0.5
 time_budget_minutes = 10
 precision = "fp32"
 log_every = 2

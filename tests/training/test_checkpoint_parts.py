@@ -77,3 +77,17 @@ def test_fp16_copies_load_as_float32(tmp_path, model_and_cfg):
     for k, v in loaded.state_dict().items():
         if v.is_floating_point():
             assert torch.allclose(v, original[k], rtol=1e-3, atol=1e-4)
+
+
+def test_learning_rate_with_a_warm_restart():
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10, restart_at=0.6, restart_lr=4e-4)
+    assert T.learning_rate(cfg, 0, 0.0) == pytest.approx(1e-4)  # warming up
+    assert T.learning_rate(cfg, 10, 0.0) == pytest.approx(1e-3)
+    assert T.learning_rate(cfg, 100, 0.3) == pytest.approx(5e-4)  # half-way down the first cosine
+    assert T.learning_rate(cfg, 200, 0.6) == pytest.approx(0.0)  # the first cosine ends at restart_at
+    assert T.learning_rate(cfg, 200, 0.6, restart_step=200) == pytest.approx(4e-5)  # warming up again
+    assert T.learning_rate(cfg, 210, 0.6, restart_step=200) == pytest.approx(4e-4)
+    assert T.learning_rate(cfg, 250, 0.8, restart_step=200) == pytest.approx(2e-4)
+    assert T.learning_rate(cfg, 300, 1.0, restart_step=200) == pytest.approx(0.0)
+    plain = TrainConfig(lr=1e-3, warmup_steps=1)
+    assert T.learning_rate(plain, 50, 0.5) == pytest.approx(5e-4)

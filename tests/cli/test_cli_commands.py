@@ -206,6 +206,7 @@ def test_export_for_rembg(handseg, red_model, tmp_path, monkeypatch):
         (["export", "CKPT", "-o", "x.onnx", "--default"], "--default goes with --register"),
         (["export", "CKPT", "-o", "x.onnx", "--rembg-home", "h"], "go with --format rembg"),
         (["export", "--format", "rembg", "CKPT"], "--format rembg takes a model (-m), not CHECKPOINT"),
+        (["export", "--format", "rembg", "--half"], "--format rembg takes a model (-m), not --half"),
     ],
 )
 def test_export_usage_errors(handseg, tmp_path, monkeypatch, args, message):

@@ -105,3 +105,13 @@ def test_train_export_register_and_use(handseg, tmp_path, monkeypatch):
     assert entry["name"] == "tiny-cli" and entry["default"] is True and "scenes" in entry["metrics"]
     assert used.exit_code == 0, used.stderr
     assert len(list((tmp_path / "masks").glob("*.png"))) == 4
+
+    half = handseg("export", run_dir / "model.safetensors", "-o", tmp_path / "tiny-half.onnx", "--half")
+    assert half.exit_code == 0, half.stderr
+    assert (tmp_path / "tiny-half.onnx").stat().st_size < 0.7 * (tmp_path / "tiny.onnx").stat().st_size
+    used_half = handseg("mask", data / "images", "-o", tmp_path / "masks-half", "-m", tmp_path / "tiny-half.onnx")
+    assert used_half.exit_code == 0, used_half.stderr
+    for mask in (tmp_path / "masks").glob("*.png"):  # the same masks, up to a few edge pixels
+        a = np.asarray(Image.open(mask)) > 0
+        b = np.asarray(Image.open(tmp_path / "masks-half" / mask.name)) > 0
+        assert (a != b).mean() < 0.01

@@ -116,6 +116,26 @@ def test_export_matches_torch(tiny_run, tmp_path):
     assert np.abs(result.probability - expected).max() < 1e-3
 
 
+
+def test_half_export_is_half_the_size_and_the_same_model(tiny_run, tmp_path):
+    import handseg_core
+    import onnx
+
+    _, out, _ = tiny_run
+    model, cfg = load_checkpoint(out / "model.safetensors")
+    state = model.state_dict()  # as the shipped models: weights and statistics that came through fp16
+    model.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in state.items()})
+    export(model, cfg, tmp_path / "full.onnx")
+    export(model, cfg, tmp_path / "half.onnx", half=True)
+    full, half = (tmp_path / "full.onnx").stat().st_size, (tmp_path / "half.onnx").stat().st_size
+    assert 0.45 < half / full < 0.6
+    proto = onnx.load(str(tmp_path / "half.onnx"))
+    assert sum(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer) > 50
+    image = np.random.default_rng(0).integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    a = handseg_core.load_model(tmp_path / "full.onnx", device="cpu").segment(image).probability
+    b = handseg_core.load_model(tmp_path / "half.onnx", device="cpu").segment(image).probability
+    assert np.abs(a - b).max() < 1e-2
+
 CONFIGS = sorted((Path(__file__).parents[2] / "handseg_training" / "configs").glob("*.toml"))
 
 

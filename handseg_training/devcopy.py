@@ -1,12 +1,15 @@
 """A small, downscaled copy of the training data, for a machine that cannot read ../shared/data.
 
     python -m handseg_training.devcopy OUT_DIR [--data-root ../shared/data] [--ood OOD_DIR]
+        [--encoder-weights tf_efficientnet_lite0 ...]
 
 Each set keeps its layout (`images/` + `masks/`, `HandInfo.csv`), so a config trains on the copy
 with `--data-root OUT_DIR`. Images are stored at the size training decodes them to anyway
 (frames 512x288, hand photos at most 192 px, backgrounds and faces 192 px centre crops), as JPEG;
 masks stay lossless PNG. Large sets are thinned to an even spread, and paths that configs
 exclude (the out-of-domain set's sources) are left out. Evaluation sets are copied unchanged.
+`--encoder-weights` also writes OUT_DIR/weights/ENCODER.safetensors: the ImageNet encoder
+weights in fp16, for `candidates --encoder-weights-dir` where the lite packages are missing.
 """
 
 from __future__ import annotations
@@ -96,14 +99,32 @@ def build(root: Path, out: Path, ood: Path | None = None) -> dict[str, int]:
     return counts
 
 
+def encoder_weights(encoder: str, out: Path) -> Path:
+    """The packaged ImageNet weights of a lite encoder, in timm's layout, as fp16 safetensors."""
+    from safetensors.torch import save_file
+
+    from handseg_training.model import build_model
+
+    model = build_model(encoder, 32, "package")
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.encoder.state_dict().items()}
+    path = out / "weights" / f"{encoder}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path))
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m handseg_training.devcopy", description=__doc__.splitlines()[0])
     parser.add_argument("out")
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--ood", help="an out-of-domain set (python -m handseg_training.oodset) to copy as ood/")
+    parser.add_argument("--encoder-weights", nargs="*", default=[], metavar="ENCODER",
+                        help="also write these encoders' ImageNet weights (fp16) to OUT/weights/")
     args = parser.parse_args()
     out = Path(args.out)
     counts = build(Path(args.data_root), out, Path(args.ood) if args.ood else None)
+    for encoder in args.encoder_weights:
+        print(f"wrote {encoder_weights(encoder, out)}")
     for name, n in counts.items():
         print(f"{name:18s} {n:5d}")
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())

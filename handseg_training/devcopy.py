@@ -49,11 +49,7 @@ def _resize(image, plan: Plan, interpolation):
         return image
     w, h = plan.size
     if plan.crop:
-        ih, iw = image.shape[:2]
-        scale = max(h / ih, w / iw)
-        ch, cw = min(ih, round(h / scale)), min(iw, round(w / scale))
-        y0, x0 = (ih - ch) // 2, (iw - cw) // 2
-        image = image[y0 : y0 + ch, x0 : x0 + cw]
+        image = D.centre_crop(image, (h, w))
     if image.shape[1] <= w and image.shape[0] <= h:
         return image
     return cv2.resize(image, (w, h), interpolation=interpolation)

@@ -31,7 +31,7 @@ def pairs_of(name: str, root: Path, holdout_fraction: float = 0.2, seed: int = 0
 
 
 def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, refinement: Refinement | None = None,
-            limit: int | None = None) -> dict:
+            limit: int | None = None, flip_tta: bool = False) -> dict:
     session = load_model(model, device="cpu")
     results = {}
     for name in sets:
@@ -42,7 +42,7 @@ def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, re
         start = time.perf_counter()
         for image_path, mask_path in pairs:
             truth = D.read_mask(mask_path) >= 128
-            predicted = session.segment(image_path, refinement, input_size=input_size).mask > 0
+            predicted = session.segment(image_path, refinement, input_size=input_size, flip_tta=flip_tta).mask > 0
             overall.add(predicted, truth)
             if groups is not None:
                 by_group.setdefault(groups.get(image_path.stem, "unknown"), MaskStats()).add(predicted, truth)
@@ -61,9 +61,10 @@ def main() -> None:
     parser.add_argument("--size", type=int)
     parser.add_argument("--sets", nargs="*", default=SETS)
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--flip-tta", action="store_true", help="average with the mirrored image (two passes)")
     parser.add_argument("--json")
     args = parser.parse_args()
-    results = measure(args.model, Path(args.data_root), args.sets, args.size, limit=args.limit)
+    results = measure(args.model, Path(args.data_root), args.sets, args.size, limit=args.limit, flip_tta=args.flip_tta)
     for name, r in results.items():
         groups = "  ".join(f"{g} {v['iou']:.3f} ({v['images']})" for g, v in r.get("groups", {}).items())
         print(f"{name:18s} IoU {r['iou']:.4f}  images {r['images']:5d}  {r['seconds']:6.1f} s  {groups}")

@@ -1,0 +1,37 @@
+"""The dev-set measurement: the engine's own masks scored against the truth, per set and group."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("torch")
+
+from handseg_training.devsets import measure  # noqa: E402
+from tests.tiny_model import hand_picture, write_red_model  # noqa: E402
+
+
+def _set(folder, count, seed, spoil=False):
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    for i in range(count):
+        rgb, truth = hand_picture(96, 64, seed=seed + i)
+        if spoil:  # the truth of the right half is wrong: the IoU must show it
+            truth = truth.copy()
+            truth[:, 48:] = ~truth[:, 48:]
+        Image.fromarray(rgb).save(folder / "images" / f"p{i}.png")
+        Image.fromarray(truth.astype(np.uint8) * 255).save(folder / "masks" / f"p{i}.png")
+
+
+def test_scores_per_set_and_with_flip_tta(tmp_path):
+    _set(tmp_path / "good", 3, seed=0)
+    _set(tmp_path / "spoilt", 3, seed=10, spoil=True)
+    model = write_red_model(tmp_path / "models")
+    plain = measure(str(model), tmp_path, sets=["good", "spoilt"])
+    assert plain["good"]["images"] == 3 and plain["good"]["iou"] > 0.95
+    assert plain["spoilt"]["iou"] < 0.6
+    flipped = measure(str(model), tmp_path, sets=["good"], flip_tta=True)
+    assert flipped["good"]["iou"] == pytest.approx(plain["good"]["iou"], abs=0.02)  # a pointwise model
+    limited = measure(str(model), tmp_path, sets=["good"], limit=2)
+    assert limited["good"]["images"] == 2

@@ -184,6 +184,9 @@ def decoder_channels_of(onnx_path: Path) -> int | None:
 
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
     shapes = {init.name: list(init.dims) for init in graph.initializer}
+    for node in graph.node:  # float16 files keep each weight behind a Cast to float32
+        if node.op_type == "Cast" and node.input[0] in shapes:
+            shapes[node.output[0]] = shapes[node.input[0]]
     for node in graph.node:
         if node.op_type == "Conv" and len(node.input) > 1:
             dims = shapes.get(node.input[1])

@@ -110,8 +110,8 @@ class HandSegmenter:
         """Hand probability (float32 HxW) for a uint8 RGB array.
 
         The network sees the image with its long side at `input_size`; by default at the model's
-        input size, or at the image's own size when that is smaller: enlarging adds no detail,
-        and hands that fill a small photo are at the scale the model knows best that way.
+        input size, or at the image's own size when that is smaller, but not below the model's
+        `min_input_size` (see `inference_size`).
         """
         size = input_size or inference_size(self.spec, rgb.shape[:2])
         prepared = prepare(rgb, size, self.spec.mean, self.spec.std, self.spec.stride)

@@ -17,6 +17,11 @@ class Prepared:
     original_hw: tuple[int, int]
 
 
+def default_long_side(shape: tuple[int, ...], input_size: int, min_input_size: int = 0) -> int:
+    """The long side a model sees by default: the image's own, within [min_input_size, input_size]."""
+    return max(min(min_input_size, input_size), min(input_size, max(shape[:2])))
+
+
 def resized_size(height: int, width: int, long_side: int) -> tuple[int, int]:
     """(height, width) with the long side at `long_side`, aspect kept, at least 1 pixel."""
     scale = long_side / max(height, width)

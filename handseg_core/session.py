@@ -13,7 +13,7 @@ from handseg_core import registry
 from handseg_core.errors import ModelError
 from handseg_core.images import ImageInput, load_rgb
 from handseg_core.postprocess import Refinement, refine
-from handseg_core.preprocess import prepare, restore
+from handseg_core.preprocess import default_long_side, prepare, restore
 from handseg_core.registry import ModelSpec
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -197,5 +197,4 @@ def inference_size(spec: registry.ModelSpec, shape: tuple[int, int]) -> int:
     model records a `min_input_size`: models trained on large hands (GPU crops of 384) miss
     hands in 100-pixel thumbnails and are measured better with those enlarged.
     """
-    low = min(spec.min_input_size, spec.input_size)
-    return max(low, min(spec.input_size, max(shape)))
+    return default_long_side(shape, spec.input_size, spec.min_input_size)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from handseg_core.metrics import MaskStats
-from handseg_core.preprocess import prepare, restore
+from handseg_core.preprocess import default_long_side, prepare, restore
 from handseg_training import data as D
 from handseg_training import datasets as DS
 from handseg_training.augment import composites, photometric, random_crops
@@ -143,7 +143,7 @@ def make_batch(cfg: TrainConfig, data: TrainingData, gen: torch.Generator, devic
 @torch.no_grad()
 def predict(model: torch.nn.Module, image: np.ndarray, cfg: TrainConfig, device: torch.device) -> np.ndarray:
     """Hand probability for one RGB image, with the same pre- and post-processing as the engine."""
-    size = max(min(cfg.min_input_size, cfg.input_size), min(cfg.input_size, max(image.shape[:2])))
+    size = default_long_side(image.shape, cfg.input_size, cfg.min_input_size)
     prepared = prepare(image, size, cfg.mean, cfg.std, STRIDE)
     x = torch.from_numpy(prepared.tensor).to(device)
     p = torch.sigmoid(model(x).float())[0, 0].cpu().numpy()

@@ -142,7 +142,7 @@ def handseg_ort(job: dict) -> dict:
         probability_padded = segmenter._run(prepared.tensor)[0, 0]
         probability = restore(probability_padded, prepared)
         mask, _ = refine(probability, refinement)
-        from alternatives import decode_draft, lean_mask, lean_prepare, lean_refine
+        from alternatives import decode_draft, draft_mask
 
         resized_wh = prepared.resized_hw[::-1]
         small = decode_draft(image, resized_wh)
@@ -155,23 +155,15 @@ def handseg_ort(job: dict) -> dict:
             "encode_png": lambda: encode_png(mask),
             # alternatives, not part of the engine's path
             f"alternative: decode as JPEG draft ({small.shape[1]}x{small.shape[0]})": lambda: decode_draft(image, resized_wh),
-            "alternative: lean preprocess": lambda: lean_prepare(rgb, size, spec.mean, spec.std, spec.stride),
-            "alternative: lean preprocess from the draft": lambda: lean_prepare(small, size, spec.mean, spec.std, spec.stride),
-            "alternative: lean refine": lambda: lean_refine(probability, refinement),
-            "alternative: end to end with lean preprocess and refine":
-                lambda: encode_png(lean_mask(segmenter, image, size, refinement=refinement)),
-            "alternative: end to end with lean stages and draft decode":
-                lambda: encode_png(lean_mask(segmenter, image, size, draft=True, refinement=refinement)),
+            "alternative: preprocess from the draft": lambda: prepare(small, size, spec.mean, spec.std, spec.stride),
+            "alternative: end to end with draft decode":
+                lambda: encode_png(draft_mask(segmenter, image, size, refinement=refinement)),
         }
         result["stages"] = {name: timed(fn, warmup, repeats) for name, fn in stages.items()}
         engine_mask = segmenter.segment(image, refinement, input_size=size).mask > 0
-        result["alternative_agreement"] = {
-            name: float(np.logical_and(engine_mask, m).sum() / union) if (union := np.logical_or(engine_mask, m).sum()) else 1.0
-            for name, m in (("lean", lean_mask(segmenter, image, size, refinement=refinement) > 0),
-                            ("lean + draft", lean_mask(segmenter, image, size, draft=True, refinement=refinement) > 0))
-        }
-        result["alternative_identical"] = bool(np.array_equal(
-            lean_mask(segmenter, image, size, refinement=refinement), segmenter.segment(image, refinement, input_size=size).mask))
+        draft = draft_mask(segmenter, image, size, refinement=refinement) > 0
+        union = np.logical_or(engine_mask, draft).sum()
+        result["alternative_agreement"] = {"draft": float(np.logical_and(engine_mask, draft).sum() / union) if union else 1.0}
     # Read before the extra sessions below, which would raise the high-water mark.
     result["peak_rss_mb"] = peak_rss_mb()
     result["session_create_s"] = time_session_creation(model_source, variant, segmenter.providers, job["load_repeats"])
@@ -284,10 +276,10 @@ def batch_loop(job: dict) -> dict:
     size = job.get("input_size")
 
     def one(path: Path) -> None:
-        if job.get("lean"):
-            from alternatives import lean_mask
+        if job.get("draft"):
+            from alternatives import draft_mask
 
-            mask = lean_mask(segmenter, str(path), size, draft=job.get("draft", False))
+            mask = draft_mask(segmenter, str(path), size)
         else:
             mask = segmenter.segment(path, input_size=size).mask
         (out_dir / f"{path.stem}.png").write_bytes(encode_png(mask))

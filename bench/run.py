@@ -404,7 +404,7 @@ def benchmark(settings: dict, photo: Path | None, tmp: Path) -> dict:
         ("sequential loop", {"threads": 2}),
         ("2 images in flight (thread pool), 1 thread each", {"threads": 1, "workers": 2}),
         ("2 images in flight (thread pool), 2 threads, no spinning", {"threads": 2, "workers": 2, "spinning": False}),
-        ("2 images in flight, 1 thread each, lean stages + draft decode", {"threads": 1, "workers": 2, "lean": True, "draft": True}),
+        ("2 images in flight, 1 thread each, draft decode", {"threads": 1, "workers": 2, "draft": True}),
     ]
     for i, (how, options) in enumerate(loops):
         job = {**common, "kind": "batch-loop", "model": default, "in_dir": str(batch_dir), **options}

@@ -60,28 +60,39 @@ def _kernel(radius: int) -> np.ndarray:
 
 
 def remove_small_regions(mask: np.ndarray, min_pixels: int) -> np.ndarray:
-    """Drop 8-connected foreground regions with fewer than `min_pixels` pixels."""
+    """Drop 8-connected foreground regions of a 0/255 mask with fewer than `min_pixels` pixels.
+
+    Returns the input itself when no region is that small, else a new mask.
+    """
     if min_pixels <= 1:
         return mask
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    keep = np.zeros(count, dtype=bool)
-    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_pixels
-    return np.where(keep[labels], 255, 0).astype(np.uint8)
+    small = stats[1:, cv2.CC_STAT_AREA] < min_pixels
+    if not small.any():
+        return mask
+    lookup = np.full(count, 255, np.uint8)  # one uint8 lookup per pixel, no int64 temporaries
+    lookup[0] = 0
+    lookup[1:][small] = 0
+    return np.take(lookup, labels)
 
 
 def fill_small_holes(mask: np.ndarray, max_pixels: int) -> np.ndarray:
-    """Fill 4-connected background regions that touch no border and are under `max_pixels`."""
+    """Fill the 4-connected background regions of a 0/255 mask that touch no border and have
+    fewer than `max_pixels` pixels.
+
+    Returns the input itself when there is no such hole, else a new mask.
+    """
     if max_pixels <= 1:
         return mask
-    background = (mask == 0).astype(np.uint8)
+    background = cv2.compare(mask, 0, cv2.CMP_EQ)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
     h, w = mask.shape
     x, y, bw, bh, area = (stats[:, i] for i in range(5))
     inner = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h) & (area < max_pixels)
-    inner[0] = False
-    out = mask.copy()
-    out[inner[labels] & (background == 1)] = 255
-    return out
+    inner[0] = False  # label 0 is the hand, not a hole
+    if not inner.any():
+        return mask
+    return cv2.bitwise_or(mask, np.take(np.where(inner, 255, 0).astype(np.uint8), labels))
 
 
 def refine(probability: np.ndarray, options: Refinement = Refinement()) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +101,7 @@ def refine(probability: np.ndarray, options: Refinement = Refinement()) -> tuple
     The alpha equals the mask unless `feather` is set, when its edge ramps over that width.
     """
     shape = probability.shape
-    mask = np.where(probability >= options.threshold, 255, 0).astype(np.uint8)
+    mask = (probability >= options.threshold).view(np.uint8) * np.uint8(255)
     if r := _pixels(options.open_size, shape):
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _kernel(r))
     if r := _pixels(options.close_size, shape):

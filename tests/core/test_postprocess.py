@@ -185,3 +185,64 @@ def test_refinement_with_returns_a_changed_copy():
     changed = base.with_(dilate=0.01)
     assert changed.dilate == 0.01 and base.dilate == 0.0
     assert changed.threshold == base.threshold
+
+
+# The engine's cleanup skips work when there is nothing to do and avoids int64 temporaries; these
+# are the plain definitions it must agree with, pixel for pixel.
+def plain_refine(probability: np.ndarray, options: Refinement) -> tuple[np.ndarray, np.ndarray]:
+    def pixels(fraction):
+        return max(1, round(fraction * min(probability.shape))) if fraction > 0 else 0
+
+    def kernel(r):
+        return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+    mask = np.where(probability >= options.threshold, 255, 0).astype(np.uint8)
+    for size, op in ((options.open_size, cv2.MORPH_OPEN), (options.close_size, cv2.MORPH_CLOSE),
+                     (options.dilate, cv2.MORPH_DILATE), (options.erode, cv2.MORPH_ERODE)):
+        if r := pixels(size):
+            mask = cv2.morphologyEx(mask, op, kernel(r))
+    area = mask.size
+    if options.min_area > 0 and (limit := round(options.min_area * area)) > 1:
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        keep = stats[:, cv2.CC_STAT_AREA] >= limit
+        keep[0] = False
+        mask = np.where(keep[labels], 255, 0).astype(np.uint8)
+    if options.fill_holes > 0 and (limit := round(options.fill_holes * area)) > 1:
+        background = (mask == 0).astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
+        x, y, w, h, size = (stats[:, i] for i in range(5))
+        inner = (x > 0) & (y > 0) & (x + w < mask.shape[1]) & (y + h < mask.shape[0]) & (size < limit)
+        inner[0] = False
+        mask = mask.copy()
+        mask[inner[labels] & (background == 1)] = 255
+    alpha = mask
+    if r := pixels(options.feather):
+        alpha = cv2.GaussianBlur(mask, (0, 0), sigmaX=r / 2)
+    return mask, alpha
+
+
+def blobby_probability(seed: int, shape=(180, 320)) -> np.ndarray:
+    """Smooth random blobs with specks and holes: every cleanup step has work to do."""
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.random(shape, dtype=np.float32), (0, 0), sigmaX=rng.uniform(1, 6))
+    noise = (noise - noise.min()) / (noise.max() - noise.min() + 1e-6)
+    return np.clip(noise + rng.normal(0, 0.05, shape).astype(np.float32), 0, 1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("options", [
+    Refinement(),
+    NO_REFINEMENT,
+    Refinement(threshold=0.3, min_area=0.01, fill_holes=0.01),
+    Refinement(threshold=0.7, open_size=0.01, close_size=0.01, dilate=0.005, erode=0.005, min_area=0.002,
+               fill_holes=0.005, feather=0.01),
+    Refinement(threshold=1.0),
+    Refinement(threshold=0.0),
+])
+def test_refine_equals_the_plain_definition(seed, options):
+    probability = blobby_probability(seed)
+    mask, alpha = refine(probability, options)
+    expected_mask, expected_alpha = plain_refine(probability, options)
+    assert mask.dtype == np.uint8 and mask.shape == probability.shape
+    np.testing.assert_array_equal(mask, expected_mask)
+    np.testing.assert_array_equal(alpha, expected_alpha)

@@ -128,3 +128,25 @@ def test_restore_clips_to_probabilities():
     prepared = prepare(np.zeros((8, 8, 3), np.uint8), 8, HALF, HALF, 8)
     restored = restore(np.array([[-0.5, 2.0] * 4] * 8, np.float32), prepared)
     assert restored.min() == 0.0 and restored.max() == 1.0
+
+
+def plain_prepare_tensor(image: np.ndarray, long_side: int, mean, std, stride: int) -> np.ndarray:
+    """The definition the engine's fused normalise-and-pad must agree with."""
+    import cv2
+
+    h, w = image.shape[:2]
+    rh, rw = resized_size(h, w, long_side)
+    if (rh, rw) != (h, w):
+        image = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR)
+    x = (image.astype(np.float32) / 255 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    x = np.pad(x, ((0, -rh % stride), (0, -rw % stride), (0, 0)), mode="edge")
+    return x.transpose(2, 0, 1)[None]
+
+
+@pytest.mark.parametrize("size, long_side", [((720, 1280), 512), ((300, 200), 512), ((37, 101), 64), ((64, 64), 64)])
+@pytest.mark.parametrize("mean, std", [(HALF, HALF), (IMAGENET_MEAN, IMAGENET_STD)])
+def test_prepare_equals_the_plain_definition(size, long_side, mean, std):
+    image = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
+    got = prepare(image, long_side, mean, std, 32)
+    assert got.tensor.dtype == np.float32 and got.tensor.flags.c_contiguous
+    np.testing.assert_allclose(got.tensor, plain_prepare_tensor(image, long_side, mean, std, 32), rtol=0, atol=1e-5)

@@ -53,10 +53,18 @@ def cutout_image(image: ImageInput, mask: np.ndarray | Image.Image, background: 
         alpha = Image.fromarray(np.minimum(np.asarray(alpha), np.asarray(rgba.getchannel("A"))), "L")
     rgba.putalpha(alpha)
     if background is None or (isinstance(background, str) and background.strip().lower() in ("", "transparent", "none")):
-        return rgba
+        return _clear_hidden(rgba)
     base = _background_image(background, rgba.size)
     base.alpha_composite(rgba)
     return base.convert("RGB")
+
+
+def _clear_hidden(rgba: Image.Image) -> Image.Image:
+    """Black out the colour under fully transparent pixels: the removed background is gone from
+    the file, not merely hidden (an editor that drops the alpha would otherwise show it again)."""
+    pixels = np.array(rgba)
+    pixels[pixels[..., 3] == 0, :3] = 0
+    return Image.fromarray(pixels, "RGBA")
 
 
 def _background_image(background: Background, size: tuple[int, int]) -> Image.Image:

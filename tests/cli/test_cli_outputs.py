@@ -43,7 +43,10 @@ def test_cutout_is_rgba_with_the_mask_as_alpha(handseg, photos, red_model, tmp_p
         assert cut.mode == "RGBA" and cut.size == (64, 48)
         assert np.array_equal(np.asarray(cut)[..., 3], np.asarray(mask))
         original = np.asarray(Image.open(photos / "a.jpg").convert("RGB"))
-        assert np.array_equal(np.asarray(cut)[..., :3], original)
+        kept = np.asarray(mask) > 0
+        assert kept.any() and (~kept).any()
+        assert np.array_equal(np.asarray(cut)[kept][:, :3], original[kept])
+        assert not np.asarray(cut)[~kept][:, :3].any()  # the background is gone from the file
 
 
 @pytest.mark.parametrize("background, colour", [("white", (255, 255, 255)), ("#102030", (16, 32, 48))])

@@ -28,7 +28,9 @@ def test_transparent_cutout_is_rgba_with_the_mask_as_alpha():
     assert out.mode == "RGBA" and out.size == (W, H)
     rgba = np.asarray(out)
     assert np.array_equal(rgba[..., 3], mask)
-    assert np.array_equal(rgba[..., :3], image)
+    kept = mask > 0
+    assert np.array_equal(rgba[kept][:, :3], image[kept])  # the hand's colours, soft edge included
+    assert not rgba[~kept][:, :3].any()  # the removed background is not in the file under alpha 0
 
 
 @pytest.mark.parametrize("background", [None, "transparent", "none", "", " Transparent "])

@@ -133,7 +133,9 @@ def test_remove_background_transparent_is_rgba_with_the_mask_as_alpha(red_model)
     out, mask = HandsegRemoveBackground().remove_background(red_model, images, **values)
     assert tuple(out.shape) == (3, 37, 53, 4)
     np.testing.assert_array_equal(out[..., 3].numpy(), mask.numpy())
-    np.testing.assert_allclose(out[..., :3].numpy(), images.numpy(), atol=1 / 255)
+    kept = mask.numpy() > 0
+    np.testing.assert_allclose(out[..., :3].numpy()[kept], images.numpy()[kept], atol=1 / 255)
+    assert not out[..., :3].numpy()[~kept].any()  # nothing of the background left under alpha 0
 
 
 def test_remove_background_feather_gives_a_soft_alpha(red_model):

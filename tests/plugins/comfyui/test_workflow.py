@@ -81,7 +81,9 @@ def test_the_example_runs():
     assert tuple(image.shape) == (2, 37, 53, 4)
     alpha = image[..., 3].numpy()
     assert set(np.unique(alpha)) <= {0.0, 1.0}
-    np.testing.assert_allclose(image[..., :3].numpy(), images.numpy(), atol=1 / 255)
+    kept = alpha > 0
+    np.testing.assert_allclose(image[..., :3].numpy()[kept], images.numpy()[kept], atol=1 / 255)
+    assert not image[..., :3].numpy()[~kept].any()
 
 
 def test_pyproject_has_the_comfy_registry_section():

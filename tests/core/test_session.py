@@ -140,8 +140,9 @@ def test_module_level_cutout_without_a_mask(tmp_path):
     rgb = np.random.default_rng(5).integers(0, 256, (28, 36, 3), dtype=np.uint8)
     out = handseg_core.cutout(rgb)
     assert out.mode == "RGBA" and out.size == (36, 28)
-    assert np.array_equal(np.asarray(out)[..., :3], rgb)
-    assert np.array_equal(np.asarray(out)[..., 3], handseg_core.segment(rgb).alpha)
+    alpha = handseg_core.segment(rgb).alpha
+    assert np.array_equal(np.asarray(out)[..., 3], alpha)
+    assert np.array_equal(np.asarray(out)[..., :3], np.where(alpha[..., None] > 0, rgb, 0))
     on_white = handseg_core.cutout(rgb, background="white")
     assert on_white.mode == "RGB" and on_white.size == (36, 28)
 

@@ -4,7 +4,8 @@ Packaged models live in `handseg_core/models/` and are described by `models/inde
 folders can be added with the HANDSEG_MODELS environment variable (paths separated by the
 system's path separator); each may hold its own `index.json` and ONNX files exported by
 `handseg export`, which carry their settings in the ONNX metadata and their checksum in a
-`<file>.sha256` sidecar.
+`<file>.sha256` sidecar. HANDSEG_DEFAULT_MODEL names the model used when none is given (the
+CLI, the API and the plug-ins all ask `default_model_name`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from handseg_core.errors import ChecksumError, ModelError
 
 PACKAGED_DIR = Path(__file__).parent / "models"
 ENV_FOLDERS = "HANDSEG_MODELS"
+ENV_DEFAULT = "HANDSEG_DEFAULT_MODEL"
 METADATA_PREFIX = "handseg."
 
 
@@ -111,6 +113,21 @@ def available_models() -> dict[str, ModelSpec]:
 
 
 def default_model_name() -> str:
+    """The model used when none is named: HANDSEG_DEFAULT_MODEL (a registry name) when set, else
+    the packaged index's default.
+
+    Raises:
+        ModelError: HANDSEG_DEFAULT_MODEL names no known model, or no default is packaged.
+    """
+    chosen = os.environ.get(ENV_DEFAULT, "").strip()
+    if chosen:
+        names = available_models()
+        if chosen not in names:
+            raise ModelError(
+                f"{ENV_DEFAULT}={chosen!r} is not a known model; available: {', '.join(names) or 'none'} "
+                f"(add its folder to {ENV_FOLDERS}, or unset {ENV_DEFAULT})"
+            )
+        return chosen
     index = PACKAGED_DIR / "index.json"
     if index.exists():
         for entry in json.loads(index.read_text())["models"]:

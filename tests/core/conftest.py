@@ -22,3 +22,4 @@ def red_model(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _no_extra_model_folders(monkeypatch):
     monkeypatch.delenv("HANDSEG_MODELS", raising=False)
+    monkeypatch.delenv("HANDSEG_DEFAULT_MODEL", raising=False)

@@ -185,3 +185,22 @@ def test_copied_model_without_sidecar_loads_by_path(tmp_path):
     target.parent.mkdir()
     shutil.copy(source, target)
     assert handseg_core.load_model(target).spec.name == "copied"
+
+
+def test_env_default_model_is_used_when_no_model_is_named(tmp_path, monkeypatch):
+    write_red_model(tmp_path, "my-hands")
+    monkeypatch.setenv("HANDSEG_MODELS", str(tmp_path))
+    monkeypatch.setenv("HANDSEG_DEFAULT_MODEL", " my-hands ")
+    assert registry.default_model_name() == "my-hands"
+    assert find(None).name == "my-hands" and find(None).folder == str(tmp_path)
+    assert handseg_core.load_model().spec.name == "my-hands"
+    monkeypatch.setenv("HANDSEG_DEFAULT_MODEL", "")
+    assert find(None).name == PACKAGED
+
+
+def test_env_default_model_must_be_known(monkeypatch):
+    monkeypatch.setenv("HANDSEG_DEFAULT_MODEL", "typo-model")
+    with pytest.raises(ModelError) as caught:
+        find(None)
+    text = str(caught.value)
+    assert "HANDSEG_DEFAULT_MODEL" in text and "typo-model" in text and PACKAGED in text and "\n" not in text

@@ -47,6 +47,7 @@ def make_folder_paths(comfyui_dir: Path) -> types.ModuleType:
 @pytest.fixture(autouse=True)
 def _no_extra_model_folders(monkeypatch):
     monkeypatch.delenv("HANDSEG_MODELS", raising=False)
+    monkeypatch.delenv("HANDSEG_DEFAULT_MODEL", raising=False)
 
 
 @pytest.fixture

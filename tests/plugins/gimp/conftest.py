@@ -10,6 +10,7 @@ from tiny_model import write_red_model
 @pytest.fixture(autouse=True)
 def _no_extra_model_folders(monkeypatch):
     monkeypatch.delenv("HANDSEG_MODELS", raising=False)
+    monkeypatch.delenv("HANDSEG_DEFAULT_MODEL", raising=False)
 
 
 @pytest.fixture(scope="session")

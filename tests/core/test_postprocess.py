@@ -246,3 +246,45 @@ def test_refine_equals_the_plain_definition(seed, options):
     assert mask.dtype == np.uint8 and mask.shape == probability.shape
     np.testing.assert_array_equal(mask, expected_mask)
     np.testing.assert_array_equal(alpha, expected_alpha)
+
+
+def plain_remove(mask, min_pixels):
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_pixels
+    keep[0] = False
+    return np.where(keep[labels], 255, 0).astype(np.uint8)
+
+
+def plain_fill(mask, max_pixels):
+    background = (mask == 0).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
+    x, y, w, h, size = (stats[:, i] for i in range(5))
+    inner = (x > 0) & (y > 0) & (x + w < mask.shape[1]) & (y + h < mask.shape[0]) & (size < max_pixels)
+    inner[0] = False
+    out = mask.copy()
+    out[inner[labels] & (background == 1)] = 255
+    return out
+
+
+def masks_of_every_kind():
+    rng = np.random.default_rng(7)
+    yield np.zeros((40, 50), np.uint8)  # no hand
+    yield np.full((40, 50), 255, np.uint8)  # all hand
+    for seed in range(8):  # blobs, some touching the border, with holes and specks
+        yield np.where(blobby_probability(seed, (90, 120)) > rng.uniform(0.3, 0.7), 255, 0).astype(np.uint8)
+    ring = np.zeros((30, 30), np.uint8)
+    ring[0:10, 0:10] = 255
+    ring[3:6, 3:6] = 0  # a hole one pixel in from a hand that touches two borders
+    ring[0, 4] = 0  # a notch that opens onto the border
+    yield ring
+    dots = np.zeros((600, 600), np.uint8)
+    dots[::2, ::2] = 255  # 90,000 regions: more than 16-bit labels hold
+    yield dots
+    yield cv2.bitwise_not(dots)  # and as many holes
+
+
+@pytest.mark.parametrize("limit", [2, 5, 60, 10_000])
+def test_cleanup_helpers_equal_their_plain_definitions(limit):
+    for mask in masks_of_every_kind():
+        np.testing.assert_array_equal(remove_small_regions(mask, limit), plain_remove(mask, limit))
+        np.testing.assert_array_equal(fill_small_holes(mask, limit), plain_fill(mask, limit))

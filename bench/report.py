@@ -101,13 +101,13 @@ def markdown(results: dict) -> str:
         total = staged["end_to_end"]["median_ms"]
         out += [f"### Where the time goes: {staged['model']}, {staged['backend']}, {staged['threads']} threads", ""]
         lines = [[name, _ms(t), f"{100 * t['median_ms'] / total:.0f} %"] for name, t in staged["stages"].items()]
-        stage_sum = sum(t["median_ms"] for name, t in staged["stages"].items() if not name.startswith("alternative"))
+        stage_sum = sum(t["median_ms"] for name, t in staged["stages"].items() if not name.startswith("compare"))
         lines.append(["sum of stages / measured end to end", f"{stage_sum:.1f} / {total:.1f}", ""])
         out += _table(["stage", "ms", "share of end to end"], lines)
-        agreement = staged.get("alternative_agreement")
-        if agreement:
-            out += ["Alternative (bench/alternatives.py, a proposal for the engine): the JPEG draft decode gives "
-                    f"a mask with IoU {agreement['draft']:.4f} to the engine's.", ""]
+        agreement = staged.get("reduced_decode_agreement")
+        if agreement is not None:
+            out += ["The engine decodes a JPEG at the smallest DCT scale that covers the network input; its mask "
+                    f"has IoU {agreement:.4f} with the mask from the whole decode of this photo.", ""]
 
     out += ["## References (ONNX Runtime CPU, random weights)", "",
             f"Ratios: {default} (ONNX Runtime CPU, same thread count) time / reference inference time; "

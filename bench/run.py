@@ -356,6 +356,7 @@ def benchmark(settings: dict, photo: Path | None, tmp: Path) -> dict:
     common = {k: settings[k] for k in ("warmup", "repeats", "load_repeats")}
     common["image"] = str(image)
     common["input_size"] = settings["input_size"]
+    common["tmp_dir"] = str(tmp)
     plan: list[tuple[str, dict, Callable[[int], dict]]] = []  # (table, label, measure(round))
 
     def add(table: str, label: dict, job: dict | None = None, skipped: str | None = None, runner=None):
@@ -404,7 +405,6 @@ def benchmark(settings: dict, photo: Path | None, tmp: Path) -> dict:
         ("sequential loop", {"threads": 2}),
         ("2 images in flight (thread pool), 1 thread each", {"threads": 1, "workers": 2}),
         ("2 images in flight (thread pool), 2 threads, no spinning", {"threads": 2, "workers": 2, "spinning": False}),
-        ("2 images in flight, 1 thread each, draft decode", {"threads": 1, "workers": 2, "draft": True}),
     ]
     for i, (how, options) in enumerate(loops):
         job = {**common, "kind": "batch-loop", "model": default, "in_dir": str(batch_dir), **options}

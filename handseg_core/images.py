@@ -6,10 +6,10 @@ import os
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from handseg_core.errors import ImageError
 
@@ -34,6 +34,35 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     Raises:
         ImageError: the file is missing, empty, not an image, truncated, or too large.
     """
+    return _open(path)[0]
+
+
+SizeFor = Callable[[tuple[int, int]], tuple[int, int]]
+
+
+def load_rgb_reduced(source: ImageInput, size_for: SizeFor) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode only as many pixels as will be used: (RGB array, (height, width) displayed).
+
+    `size_for` gets the displayed (height, width) of the full image and returns the (height,
+    width) the pixels will be resized to. A JPEG file is then decoded at the smallest DCT scale
+    (1/2, 1/4 or 1/8) that still covers that size: a 12-megapixel photo meant for a 512-pixel
+    network input decodes at a quarter of each side, several times faster. Other inputs are
+    decoded whole. The array's size may thus be smaller than the displayed size returned.
+
+    Raises:
+        ImageError: as `load_rgb`.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        image, displayed = _open(source, size_for)
+        return to_rgb_array(image), displayed
+    rgb = load_rgb(source)
+    return rgb, rgb.shape[:2]
+
+
+_SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that turn the stored image by 90 degrees
+
+
+def _open(path: str | os.PathLike, size_for: SizeFor | None = None) -> tuple[Image.Image, tuple[int, int]]:
     p = Path(path)
     if not p.exists():
         raise ImageError(str(p), "no such file")
@@ -50,8 +79,14 @@ def open_image(path: str | os.PathLike) -> Image.Image:
                 if w * h > MAX_PIXELS:
                     raise ImageError(str(p), f"too large ({w}x{h} pixels; handseg takes at most {MAX_PIXELS:,})")
                 im.seek(0)  # the first frame of an animation
+                swapped = im.getexif().get(ExifTags.Base.Orientation, 1) in _SWAPS_SIDES
+                displayed = (w, h) if swapped else (h, w)
+                if size_for is not None and im.format == "JPEG":
+                    needed_h, needed_w = size_for(displayed)
+                    stored = (needed_h, needed_w) if swapped else (needed_w, needed_h)
+                    im.draft(None, (max(1, stored[0]), max(1, stored[1])))  # whole sides only: never below
                 im.load()
-                return ImageOps.exif_transpose(im)
+                return ImageOps.exif_transpose(im), displayed
     except ImageError:
         raise
     except UnidentifiedImageError:

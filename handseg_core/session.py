@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
 from handseg_core import registry
 from handseg_core.errors import ModelError
-from handseg_core.images import ImageInput, load_rgb
+from handseg_core.images import ImageInput, load_rgb_reduced
 from handseg_core.postprocess import Refinement, refine
-from handseg_core.preprocess import default_long_side, prepare, restore
+from handseg_core.preprocess import default_long_side, prepare, resized_size, restore
 from handseg_core.registry import ModelSpec
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -114,7 +114,12 @@ class HandSegmenter:
         `min_input_size` (see `inference_size`).
         """
         size = input_size or inference_size(self.spec, rgb.shape[:2])
+        return self._probability(rgb, size, flip_tta, rgb.shape[:2])
+
+    def _probability(self, rgb: np.ndarray, size: int, flip_tta: bool, out_hw: tuple[int, int]) -> np.ndarray:
+        """The probability at `out_hw`, which may be larger than `rgb` (a reduced decode)."""
         prepared = prepare(rgb, size, self.spec.mean, self.spec.std, self.spec.stride)
+        prepared = replace(prepared, original_hw=tuple(out_hw))
         tensor = prepared.tensor
         if flip_tta:
             tensor = np.concatenate([tensor, tensor[..., ::-1]])
@@ -133,7 +138,9 @@ class HandSegmenter:
         """Find the hands in one image.
 
         Args:
-            image: a path, a PIL image (any mode) or an HxWx3 uint8 RGB array.
+            image: a path, a PIL image (any mode) or an HxWx3 uint8 RGB array. A JPEG file is
+                decoded only as large as the network needs (see `images.load_rgb_reduced`); the
+                results are at its full size all the same.
             refinement: post-processing settings; the defaults of `Refinement` when omitted.
             input_size: long side the image is resized to for the network (default: the model's
                 input size, or the image's own long side when that is smaller).
@@ -143,8 +150,11 @@ class HandSegmenter:
             ImageError: the image cannot be read.
             ModelError: the session was closed.
         """
-        rgb = load_rgb(image)
-        probability = self.probability(rgb, input_size, flip_tta)
+        def long_side(displayed: tuple[int, int]) -> int:
+            return input_size or inference_size(self.spec, displayed)
+
+        rgb, displayed = load_rgb_reduced(image, lambda hw: resized_size(*hw, long_side(hw)))
+        probability = self._probability(rgb, long_side(displayed), flip_tta, displayed)
         mask, alpha = refine(probability, refinement or Refinement())
         return SegmentationResult(mask=mask, probability=probability, alpha=alpha, model=self.spec.name)
 

@@ -71,7 +71,7 @@ def test_references_batches_and_speed_ups_have_positive_figures(results):
         assert row["status"] == "ok", row
         assert positive(row["inference"]) and row["peak_rss_mb"] > 0
     batches = rows_of(data, "batch")
-    assert len(batches) == 5
+    assert len(batches) == 4  # the CLI and three loops over the engine
     for row in batches:
         assert row["status"] == "ok", row
         assert row["images"] == bench.QUICK["batch_images"]

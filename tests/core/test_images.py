@@ -11,7 +11,7 @@ from PIL import Image
 from corpus import expected_size, make_corpus
 from handseg_core import ImageError
 from handseg_core import images
-from handseg_core.images import load_rgb, load_rgba, open_image
+from handseg_core.images import load_rgb, load_rgb_reduced, load_rgba, open_image
 
 GOOD = ["grey16_png", "cmyk_jpeg", "palette_gif", "animated_gif", "webp", "rgba_png", "exif_rotated_jpeg",
         "one_pixel_png", "wide_png", "la_png", "spaces_accent_jpeg", "cjk_png"]
@@ -57,8 +57,24 @@ def test_good_files_load_as_rgba_at_displayed_size(corpus, name):
     assert digest(path) == before
 
 
+def reduced_to_a_tenth(path):
+    return load_rgb_reduced(path, lambda hw: (max(1, hw[0] // 10), max(1, hw[1] // 10)))[0]
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_good_files_load_reduced_at_displayed_size_or_smaller(corpus, name):
+    path, _ = corpus[name]
+    before = digest(path)
+    full = load_rgb(path)
+    rgb, displayed = load_rgb_reduced(path, lambda hw: (max(1, hw[0] // 10), max(1, hw[1] // 10)))
+    assert displayed == full.shape[:2]
+    assert rgb.dtype == np.uint8 and rgb.shape[2] == 3
+    assert rgb.shape[0] <= full.shape[0] and rgb.shape[1] <= full.shape[1]
+    assert digest(path) == before
+
+
 @pytest.mark.parametrize("name", BAD)
-@pytest.mark.parametrize("loader", [load_rgb, load_rgba])
+@pytest.mark.parametrize("loader", [load_rgb, load_rgba, reduced_to_a_tenth])
 def test_bad_files_raise_one_line_image_error_naming_the_file(corpus, name, loader):
     path, _ = corpus[name]
     before = digest(path)
@@ -289,3 +305,47 @@ def test_image_error_is_one_line_even_when_the_reason_is_not():
 def test_corpus_builds_twice_in_other_folders(tmp_path):
     again = make_corpus(tmp_path / "again")
     assert {n: good for n, (_, good) in again.items()} == {n: g for n, (_, g) in make_corpus(tmp_path / "b").items()}
+
+
+def write_big_jpeg(path: Path, orientation: int = 1) -> np.ndarray:
+    """A 2048x1536 JPEG of smooth ramps (red rises to the right, green downwards), as stored."""
+    y, x = np.mgrid[0:1536, 0:2048]
+    stored = np.dstack([x * 255 // 2047, y * 255 // 1535, np.full_like(x, 90)]).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(path, quality=92, exif=exif.tobytes())
+    return stored
+
+
+def test_large_jpeg_is_decoded_at_the_smallest_scale_that_covers_the_size(tmp_path):
+    path = tmp_path / "big.jpg"
+    write_big_jpeg(path)
+    asked = []
+    rgb, displayed = load_rgb_reduced(path, lambda hw: asked.append(hw) or (384, 512))
+    assert asked == [(1536, 2048)] and displayed == (1536, 2048)
+    assert rgb.shape == (384, 512, 3)  # a quarter of each side covers 512x384 exactly
+    assert load_rgb_reduced(path, lambda hw: (385, 512))[0].shape == (768, 1024, 3)  # a quarter would not
+    full = load_rgb(path)
+    small = np.asarray(Image.fromarray(full).resize((512, 384), Image.BOX)).astype(int)
+    assert np.abs(rgb.astype(int) - small).mean() < 3  # the same picture, only fewer pixels
+
+
+def test_reduced_decode_follows_exif_rotation(tmp_path):
+    path = tmp_path / "turned.jpg"
+    write_big_jpeg(path, orientation=6)  # stored landscape, displayed portrait
+    asked = []
+    rgb, displayed = load_rgb_reduced(path, lambda hw: asked.append(hw) or (hw[0] // 4, hw[1] // 4))
+    assert asked == [(2048, 1536)] and displayed == (2048, 1536)
+    assert rgb.shape == (512, 384, 3)
+    full = load_rgb(path)
+    assert full.shape == (2048, 1536, 3)
+    small = np.asarray(Image.fromarray(full).resize((384, 512), Image.BOX)).astype(int)
+    assert np.abs(rgb.astype(int) - small).mean() < 3
+
+
+def test_png_and_arrays_are_not_reduced(tmp_path):
+    array = np.random.default_rng(1).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    Image.fromarray(array).save(tmp_path / "a.png")
+    for source in (tmp_path / "a.png", array, Image.fromarray(array)):
+        rgb, displayed = load_rgb_reduced(source, lambda hw: (30, 40))
+        assert displayed == (300, 400) and np.array_equal(rgb, array)

@@ -340,3 +340,21 @@ def test_a_models_smallest_size_enlarges_thumbnails(tmp_path, monkeypatch):
     session = load_model(write_red_model(tmp_path, "thumbs", input_size=128, min_input_size=96))
     result = session.segment(np.zeros((30, 20, 3), np.uint8))
     assert seen == [96] and result.mask.shape == (30, 20)
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_large_jpeg_is_segmented_from_a_reduced_decode_at_full_size(tmp_path, red_model, orientation):
+    from handseg_core.images import load_rgb
+
+    rgb, truth = hand_picture(2048, 1536, seed=3)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = rgb if orientation == 1 else np.ascontiguousarray(np.rot90(rgb, 1))  # 6: displayed turned clockwise
+    path = tmp_path / "big.jpg"
+    Image.fromarray(stored).save(path, quality=95, exif=exif.tobytes())
+    session = load_model(red_model)
+    from_file = session.segment(path)
+    from_full_decode = session.segment(load_rgb(path))
+    check_contract(from_file, 2048, 1536)
+    assert hand_iou(from_file.mask > 0, truth) > 0.9
+    assert hand_iou(from_file.mask > 0, from_full_decode.mask > 0) > 0.98

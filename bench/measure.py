@@ -143,16 +143,13 @@ def handseg_ort(job: dict) -> dict:
         probability_padded = segmenter._run(prepared.tensor)[0, 0]
         probability = restore(probability_padded, prepared)
         mask, _ = refine(probability, refinement)
-        from handseg_core.images import load_rgb_reduced
-        from handseg_core.preprocess import resized_size
-
         def reduced_decode(path):
-            return load_rgb_reduced(path, lambda hw: resized_size(*hw, size))
+            return segmenter._decode(path, size)
 
         small = reduced_decode(image)[0]
         photo = _phone_photo(image, Path(job.get("tmp_dir") or tempfile.mkdtemp(prefix="handseg-bench-")))
         stages = {
-            f"decode (reduced JPEG decode, {small.shape[1]}x{small.shape[0]})": lambda: reduced_decode(image),
+            f"decode (the engine's, {small.shape[1]}x{small.shape[0]})": lambda: reduced_decode(image),
             "preprocess": lambda: prepare(small, size, spec.mean, spec.std, spec.stride),
             "inference": lambda: segmenter._run(prepared.tensor),
             "restore": lambda: restore(probability_padded, prepared),

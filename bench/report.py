@@ -106,8 +106,8 @@ def markdown(results: dict) -> str:
         out += _table(["stage", "ms", "share of end to end"], lines)
         agreement = staged.get("reduced_decode_agreement")
         if agreement is not None:
-            out += ["The engine decodes a JPEG at the smallest DCT scale that covers the network input; its mask "
-                    f"has IoU {agreement:.4f} with the mask from the whole decode of this photo.", ""]
+            out += ["The engine decodes a large JPEG at the smallest DCT scale that covers twice the network "
+                    f"input; its mask has IoU {agreement:.4f} with the mask from the whole decode of this photo.", ""]
 
     out += ["## References (ONNX Runtime CPU, random weights)", "",
             f"Ratios: {default} (ONNX Runtime CPU, same thread count) time / reference inference time; "

@@ -353,6 +353,11 @@ def test_large_jpeg_is_segmented_from_a_reduced_decode_at_full_size(tmp_path, re
     path = tmp_path / "big.jpg"
     Image.fromarray(stored).save(path, quality=95, exif=exif.tobytes())
     session = load_model(red_model)
+    decoded, displayed = session._decode(path, None)
+    assert displayed == (1536, 2048) and decoded.shape == (192, 256, 3)  # twice the network's 128x96: 1/8 scale
+    small = tmp_path / "small.jpg"
+    Image.fromarray(rgb[:720, :1280]).save(small, quality=95)
+    assert session._decode(small, 512)[0].shape == (720, 1280, 3)  # 2x a 512 input would not fit a half-scale decode
     from_file = session.segment(path)
     from_full_decode = session.segment(load_rgb(path))
     check_contract(from_file, 2048, 1536)

@@ -203,18 +203,9 @@ def plain_refine(probability: np.ndarray, options: Refinement) -> tuple[np.ndarr
             mask = cv2.morphologyEx(mask, op, kernel(r))
     area = mask.size
     if options.min_area > 0 and (limit := round(options.min_area * area)) > 1:
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        keep = stats[:, cv2.CC_STAT_AREA] >= limit
-        keep[0] = False
-        mask = np.where(keep[labels], 255, 0).astype(np.uint8)
+        mask = plain_remove(mask, limit)
     if options.fill_holes > 0 and (limit := round(options.fill_holes * area)) > 1:
-        background = (mask == 0).astype(np.uint8)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
-        x, y, w, h, size = (stats[:, i] for i in range(5))
-        inner = (x > 0) & (y > 0) & (x + w < mask.shape[1]) & (y + h < mask.shape[0]) & (size < limit)
-        inner[0] = False
-        mask = mask.copy()
-        mask[inner[labels] & (background == 1)] = 255
+        mask = plain_fill(mask, limit)
     alpha = mask
     if r := pixels(options.feather):
         alpha = cv2.GaussianBlur(mask, (0, 0), sigmaX=r / 2)

@@ -247,8 +247,8 @@ class ModelSettings:
         with engine_errors():
             return load_model(self.model, device=self.device, threads=inference_threads())
 
-    def segment(self, session: HandSegmenter, rgb: np.ndarray) -> SegmentationResult:
-        return session.segment(rgb, self.refinement, input_size=self.input_size, flip_tta=self.flip_tta)
+    def segment(self, session: HandSegmenter, image: np.ndarray | Path) -> SegmentationResult:
+        return session.segment(image, self.refinement, input_size=self.input_size, flip_tta=self.flip_tta)
 
 
 def inference_threads() -> int:
@@ -415,7 +415,7 @@ def plan_outputs(sources: list[Source], out_dir: Path, overwrite: bool) -> Plan:
 class Decoded:
     """A decoded input: its pixels for the model and, for cut-outs, the image itself."""
 
-    rgb: np.ndarray
+    rgb: np.ndarray | None  # None: the engine decodes the file itself (a large JPEG at reduced scale)
     image: Image.Image | None = None
 
 
@@ -535,6 +535,11 @@ class Batch:
             decoded = self.decode(job.source)
         except Exception as exc:  # decoders raise many kinds; each bad file is one line
             return Outcome(failure=decode_failure(exc, job.source))
+        if decoded.rgb is None:  # the engine reads the file: its errors are the file's
+            try:
+                return Outcome(decoded, self.settings.segment(self.session, job.source))
+            except Exception as exc:  # decoders raise many kinds; each bad file is one line
+                return Outcome(failure=decode_failure(exc, job.source))
         try:
             return Outcome(decoded, self.settings.segment(self.session, decoded.rgb))
         except (HandsegError, MemoryError) as exc:
@@ -557,10 +562,10 @@ class Batch:
         self.reporter.advance()
 
 
-def decode_rgb(path: Path) -> Decoded:
-    from handseg_core.images import load_rgb
-
-    return Decoded(load_rgb(path))
+def decode_in_engine(path: Path) -> Decoded:
+    """Masks need no pixels of their own: the engine decodes the file, a large JPEG only at the
+    scale the network needs (a 12-megapixel photo at half scale)."""
+    return Decoded(None)
 
 
 def decode_with_image(path: Path) -> Decoded:
@@ -655,7 +660,7 @@ def mask(inputs: tuple[str, ...], out_dir: Path, recursive: bool, overwrite: boo
     from PIL import Image
 
     settings = ModelSettings.from_options(options)
-    run_batch(inputs, out_dir, recursive, overwrite, settings, "mask", decode_rgb,
+    run_batch(inputs, out_dir, recursive, overwrite, settings, "mask", decode_in_engine,
               lambda decoded, result: Image.fromarray(result.alpha))
 
 

@@ -180,3 +180,18 @@ def test_the_packaged_model_by_name(handseg, photos, tmp_path):
     assert run.exit_code == 0, run.stderr
     with Image.open(tmp_path / "out" / "b.png") as written:
         assert written.mode == "L" and written.size == (40, 56)
+
+
+def test_mask_of_a_large_jpeg_is_the_engines_reduced_decode_at_full_size(handseg, photos, red_model, tmp_path):
+    truth = save_picture(photos / "big.jpg", 2048, 1536, seed=4)
+    run = handseg("mask", photos / "big.jpg", "-o", tmp_path / "out", "-m", red_model)
+
+    assert run.exit_code == 0, run.stderr
+    with Image.open(tmp_path / "out" / "big.png") as written:
+        mask = np.asarray(written)
+    assert mask.shape == truth.shape == (1536, 2048)
+    session = handseg_core.load_model(red_model)
+    decoded, _ = session._decode(photos / "big.jpg", None)
+    assert decoded.shape[:2] == (192, 256)  # what the engine decodes for a 128-pixel model
+    assert np.array_equal(mask, session.segment(photos / "big.jpg").alpha)  # the engine's own path, pixel for pixel
+    assert iou(mask > 0, truth) > 0.9

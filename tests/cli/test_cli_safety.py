@@ -241,6 +241,9 @@ def test_sigint_to_a_running_batch_exits_130_without_temporary_files(red_model, 
     process = subprocess.Popen(
         [sys.executable, "-c", SLOW_HANDSEG, "cutout", str(folder), "-o", str(out), "-m", str(red_model)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As in a terminal: a test run started in the background (nohup, `&` without job control)
+        # hands its children SIGINT ignored, and Python then never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while not (out.is_dir() and any(out.glob("*.png"))) and time.monotonic() < deadline:

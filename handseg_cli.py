@@ -870,7 +870,7 @@ def models_table(rows: list[dict]) -> str:
                       size, row["sha256"][:12] or "-", metric_text(row["metrics"])))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)) + "  " + line[-1] for line in lines]
-    return "\n".join(t.rstrip() for t in text) + "\n* default model; more folders of models: HANDSEG_MODELS"
+    return "\n".join(t.rstrip() for t in text) + "\n* default model (choose another with HANDSEG_DEFAULT_MODEL); more folders of models: HANDSEG_MODELS"
 
 
 @main.command()

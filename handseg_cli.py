@@ -1065,6 +1065,58 @@ def export(checkpoint: Path | None, output: Path | None, name: str | None, regis
     export_onnx(checkpoint, output, name, register_folder, make_default, half)
 
 
+@main.command()
+@click.argument("model", type=ModelParam())
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The int8 .onnx file to write.")
+@click.option("--name", help="Model name recorded in the file  [default: the output's file name]")
+@click.option("--count", default=64, show_default=True, type=click.IntRange(8, 1000),
+              help="Calibration photos to use, taken from every folder in turn.")
+@click.option("--register", "register_folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Also add the model to this folder's index.json (copying the file there).")
+@click.option("--default", "make_default", is_flag=True, help="With --register: make it that folder's default.")
+def quantize(model: str, photos: tuple[Path, ...], output: Path, name: str | None, count: int,
+             register_folder: Path | None, make_default: bool) -> None:
+    """Write an int8 copy of MODEL for faster CPU inference, calibrated on PHOTOS (files or folders).
+
+    `handseg quantize handseg-lite2 calib/hands calib/faces calib/backgrounds -o lite2-int8.onnx`
+    quantises the convolutions (not the stem, the depthwise ones or the head), checks that its
+    masks agree with MODEL's on the photos, and writes the file with its .sha256. Give photos like
+    the ones the model will see: hands, faces, backgrounds.
+    """
+    if make_default and register_folder is None:
+        raise click.UsageError("--default goes with --register FOLDER")
+    if path_key(output) in {path_key(Path(p)) for p in photos} or (output.exists() and output.suffix != ".onnx"):
+        raise Failure(f"{output}: will not overwrite an input or a file that is not .onnx; choose another -o")
+    try:
+        import onnx  # noqa: F401
+
+        from handseg_training.quantize import gather_photos, quantize as quantize_model
+    except ImportError as exc:
+        raise Failure(f"quantising needs handseg's training tools ({exc}): pip install 'handseg[train]'") from None
+    found = gather_photos(list(photos))
+    click.echo(f"calibrating on up to {count} of {len(found)} photos (a few minutes)...", err=True)
+    with engine_errors():
+        try:
+            result = quantize_model(model, found, output, name=name, count=count)
+        except (OSError, ValueError) as exc:
+            raise Failure(first_line(exc)) from None
+    for line in result.skipped:
+        click.echo(f"skipped {line}", err=True)
+    click.echo(f"wrote {output} (sha256 {result.spec.sha256[:12]}...), calibrated on {result.photos} photos")
+    click.echo(f"masks agree with {model}'s at {result.agreement:.3f} IoU; one network pass, one thread: "
+               f"{result.int8_ms:.0f} ms (float {result.float_ms:.0f} ms)")
+    if register_folder is not None:
+        from handseg_training.export import register
+
+        with engine_errors():
+            index = register(result.spec, register_folder, make_default)
+        click.echo(f"registered {result.spec.name} in {index}")
+        if not is_model_folder(register_folder):
+            click.echo(f"to use it by name: export HANDSEG_MODELS={register_folder}")
+
+
 # --- plug-ins
 
 

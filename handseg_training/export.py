@@ -155,13 +155,19 @@ def export(
     difference = check_against_torch(model, data)
     if difference > tolerance:
         raise RuntimeError(f"ONNX export differs from torch by {difference:.2e} (> {tolerance:.0e}); not written")
+    digest = write_model(data, out_path)
+    return replace(spec, sha256=digest, folder=str(out_path.parent))
+
+
+def write_model(data: bytes, out_path: Path) -> str:
+    """Write an ONNX file (through a temporary name) and its `.sha256` sidecar; returns the digest."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(out_path)
     digest = sha256_of(data)
     out_path.with_name(out_path.name + ".sha256").write_text(f"{digest}  {out_path.name}\n")
-    return replace(spec, sha256=digest, folder=str(out_path.parent))
+    return digest
 
 
 def index_entry(spec: ModelSpec, default: bool = False) -> dict:

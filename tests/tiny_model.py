@@ -101,3 +101,64 @@ def hand_picture(width: int = 320, height: int = 240, seed: int = 0) -> tuple[np
     truth = hand_shape(width, height)
     rgb[truth] = HAND_RGB
     return rgb, truth
+
+
+LAYERED_CONVS = {  # node name -> kept in float by handseg_training.quantize
+    "/model/encoder/conv_stem/Conv": True,  # the first
+    "/model/encoder/conv_dw/Conv": True,  # depthwise, in the encoder
+    "/model/encoder/conv_pw/Conv": False,
+    "/model/decoder/separable/Conv": False,  # depthwise, in the decoder
+    "/model/segmentation_head/Conv": True,  # the last
+}
+
+
+def layered_model_bytes(spec: ModelSpec = SPEC, names: dict[str, bool] = LAYERED_CONVS) -> bytes:
+    """The red model spread over five convolutions named as in an exported DeepLabV3+ (stem,
+    depthwise and pointwise, a decoder depthwise, head), for quantisation: the same function as
+    `red_model_bytes` (probability = sigmoid(GAIN * (r - (g + b) / 2) + BIAS)) up to the borders."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    stem_name, dw_name, pw_name, sep_name, head_name = names
+    share = np.array([0.5, 1.0, 1.5, 2.0], np.float32)  # channel i carries share[i] * (r - (g + b) / 2)
+    identity_3x3 = np.zeros((4, 1, 3, 3), np.float32)
+    identity_3x3[:, 0, 1, 1] = 1
+    weights = {
+        "stem_w": (share[:, None] * np.array([1, -0.5, -0.5], np.float32)).reshape(4, 3, 1, 1),
+        "dw_w": identity_3x3,
+        "pw_w": np.eye(4, dtype=np.float32).reshape(4, 4, 1, 1),
+        "sep_w": identity_3x3.copy(),
+        "head_w": np.full((1, 4, 1, 1), GAIN / share.sum(), np.float32),
+        "head_b": np.array([BIAS], np.float32),
+    }
+    depthwise = {"group": 4, "pads": [1, 1, 1, 1]}
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["image", "stem_w"], ["stem"], name=stem_name),
+            helper.make_node("Conv", ["stem", "dw_w"], ["dw"], name=dw_name, **depthwise),
+            helper.make_node("Conv", ["dw", "pw_w"], ["pw"], name=pw_name),
+            helper.make_node("Conv", ["pw", "sep_w"], ["sep"], name=sep_name, **depthwise),
+            helper.make_node("Conv", ["sep", "head_w", "head_b"], ["logit"], name=head_name),
+            helper.make_node("Sigmoid", ["logit"], ["probability"]),
+        ],
+        "tiny_red_layered",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch", 1, "height", "width"])],
+        initializer=[numpy_helper.from_array(v, k) for k, v in weights.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    for key, value in sorted(spec.to_metadata().items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def write_layered_model(folder: Path, name: str = "tiny-layered") -> Path:
+    """Write `<folder>/<name>.onnx` (the layered red model) and its `.sha256` sidecar."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.onnx"
+    data = layered_model_bytes(replace(SPEC, name=name, file=path.name))
+    path.write_bytes(data)
+    path.with_name(path.name + ".sha256").write_text(f"{sha256_of(data)}  {path.name}\n")
+    return path

@@ -87,12 +87,12 @@ def test_a_damaged_model_file_is_one_line_and_exit_1(handseg, photos, red_model,
 
 
 def test_models_lists_the_packaged_default(handseg):
-    spec = registry.find("handseg-lite2")
+    spec = registry.find("handseg-lite2-int8")
 
     run = handseg("models")
 
     assert run.exit_code == 0
-    row = next(line for line in run.stdout.splitlines() if " handseg-lite2 " in line)
+    row = next(line for line in run.stdout.splitlines() if " handseg-lite2-int8 " in line)
     assert row.startswith("*")
     assert spec.encoder in row and str(spec.input_size) in row and registry.expected_checksum(spec)[:12] in row
     assert f"{spec.path.stat().st_size / 1e6:.1f} MB" in row
@@ -114,7 +114,8 @@ def test_models_shows_extra_folders_and_their_metrics(handseg, red_model, tmp_pa
     row = next(line for line in table.stdout.splitlines() if " red " in line)
     assert not row.startswith("*") and "egohands IoU 0.812, asl IoU 0.900" in row
     rows = {r["name"]: r for r in json.loads(listed.stdout)}
-    assert rows["handseg-lite2"]["default"] is True and rows["handseg-lite0"]["default"] is False
+    assert rows["handseg-lite2-int8"]["default"] is True
+    assert rows["handseg-lite2"]["default"] is False and rows["handseg-lite0"]["default"] is False
     assert rows["red"]["default"] is False and rows["red"]["path"] == str(folder / "red.onnx")
     assert rows["red"]["size_bytes"] == red_model.stat().st_size and rows["red"]["metrics"]["asl"] == 0.9
 

@@ -12,7 +12,7 @@ from handseg_core import ChecksumError, ModelError, registry
 from handseg_core.registry import ModelSpec, available_models, expected_checksum, find, read_verified
 from tiny_model import write_red_model
 
-PACKAGED = "handseg-lite2"  # the default
+PACKAGED = "handseg-lite2-int8"  # the default
 
 
 def flip_one_byte(path) -> None:

@@ -48,7 +48,7 @@ def test_segment_path_pil_and_array(packaged, tmp_path):
     results = [packaged.segment(x, input_size=FAST) for x in (path, str(path), Image.fromarray(rgb), rgb)]
     for result in results:
         check_contract(result, 70, 45)
-        assert result.model == "handseg-lite2"
+        assert result.model == "handseg-lite2-int8"
     for result in results[1:]:  # one image, however given, gives one answer
         assert np.array_equal(result.mask, results[0].mask)
         assert np.allclose(result.probability, results[0].probability, atol=1e-6)
@@ -110,7 +110,7 @@ def test_wrong_array_is_an_image_error(packaged):
 
 def test_load_model_is_cached(packaged):
     assert load_model() is packaged
-    assert load_model("handseg-lite2") is packaged
+    assert load_model("handseg-lite2-int8") is packaged
     assert load_model(packaged.spec.path) is packaged
 
 

@@ -150,8 +150,8 @@ def e2e(root: Path, python: str, port: int, timeout: float) -> None:
         started = time.monotonic()
         entry = run_prompt(base, prompt, timeout)
         print(f"shipped workflow ran in {time.monotonic() - started:.1f} s")
-        direct = handseg_core.load_model("handseg-lite2", device="cpu").segment(rgb).alpha
-        check_cutout(saved_image(root, entry, "4"), rgb, direct, "handseg-lite2")
+        direct = handseg_core.load_model("handseg-lite2-int8", device="cpu").segment(rgb).alpha
+        check_cutout(saved_image(root, entry, "4"), rgb, direct, "handseg-lite2-int8")
 
         prompt["2"]["inputs"]["model"] = red.name
         entry = run_prompt(base, prompt, timeout)

@@ -17,7 +17,7 @@ pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("onnx")
 
-from handseg_core.registry import available_models
+from handseg_core.registry import available_models, default_model_name
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("handseg_bench_run", ROOT / "bench" / "run.py")
@@ -49,7 +49,11 @@ def test_every_model_and_backend_has_a_row(results):
     expected = {(m, backend, t) for m in available_models() for backend in ("onnxruntime CPU", "torch CPU fp32") for t in (1, 2)}
     expected |= {(m, backend, "-") for m in available_models() for backend in ("onnxruntime CUDA", "torch CUDA fp32")}
     assert {(r["model"], r["backend"], r["threads"]) for r in rows} == expected
+    int8 = {m for m, spec in available_models().items() if bench.is_quantized(spec.path)}
     for row in rows:
+        if row["model"] in int8 and row["backend"].startswith("torch"):
+            assert row["status"] == "skipped: an int8 ONNX file: torch would run its float twin", row
+            continue
         if row["status"] != "ok":
             assert "CUDA" in row["backend"] and row["status"].startswith("skipped: no CUDA"), row
             continue
@@ -79,6 +83,9 @@ def test_references_batches_and_speed_ups_have_positive_figures(results):
     speed_ups = rows_of(data, "speed-ups")
     assert len(speed_ups) == 9 + len(bench.QUICK["explore_sizes"])
     for row in speed_ups:
+        if row["change"].startswith("int8") and bench.is_quantized(available_models()[default_model_name()].path):
+            assert row["status"] == "skipped: the default model is int8 already", row
+            continue
         assert row["status"] == "ok", row
         assert positive(row["end_to_end"]) and positive(row["inference"]) and row["session_create_s"] > 0
 
@@ -93,3 +100,9 @@ def test_targets_and_report(results):
         assert heading in markdown
     for row in data["rows"]:
         assert (row.get("model") or row.get("how") or row.get("change")) in markdown
+
+
+def test_is_quantized_tells_the_int8_model_from_its_float_twin():
+    models = available_models()
+    assert bench.is_quantized(models["handseg-lite2-int8"].path)
+    assert not bench.is_quantized(models["handseg-lite2"].path)

@@ -15,7 +15,7 @@ pytest.importorskip("segmentation_models_pytorch")
 
 from handseg_training import candidates as C  # noqa: E402
 from handseg_training.train import load_checkpoint  # noqa: E402
-from tests.training.test_train_tiny import _synthetic_set  # noqa: E402
+from .test_train_tiny import _synthetic_set  # noqa: E402
 
 CONFIG = """
 name = "{name}"

@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 
 from handseg_training import data as D  # noqa: E402
 from handseg_training.devcopy import PLANS, Plan, build  # noqa: E402
-from tests.training import fake_data  # noqa: E402
+from . import fake_data  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from PIL import Image
 pytest.importorskip("torch")
 
 from handseg_training.devsets import measure  # noqa: E402
-from tests.tiny_model import hand_picture, write_red_model  # noqa: E402
+from tiny_model import hand_picture, write_red_model  # noqa: E402
 
 
 def _set(folder, count, seed, spoil=False):

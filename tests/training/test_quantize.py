@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 from handseg_core import load_model, registry  # noqa: E402
 from handseg_core.metrics import hand_iou  # noqa: E402
 from handseg_training import quantize as Q  # noqa: E402
-from tests.tiny_model import (  # noqa: E402
+from tiny_model import (  # noqa: E402
     LAYERED_CONVS, SPEC, expected_probability, hand_picture, layered_model_bytes, write_layered_model,
 )
 

@@ -4,8 +4,9 @@
 
 What is quantised, and why (measured on lite2; README, "int8"):
 - Only the convolutions, as QDQ pairs (per-channel int8 weights, uint8 activations). Quantising
-  every operator was faster still, but ONNX Runtime's quantised Concat then fails on input sizes
-  other than the calibration's.
+  Add and Concat as well quantises the float arithmetic that computes the encoder's "same"
+  padding at run time, and the feature maps come out at wrong sizes (ONNX Runtime's quantised
+  Concat then fails); restricted to the feature maps, they gained lite2 3 ms in 65.
 - Not the stem (it sees the raw image), the encoder's depthwise convolutions (one filter per
   channel, whose ranges int8 holds worst) or the last convolution (the logits). Quantising every
   convolution cost lite2 0.15 IoU on egohands_cross14; with these kept in float, the int8 lite2

@@ -1081,7 +1081,7 @@ def quantize(model: str, photos: tuple[Path, ...], output: Path, name: str | Non
     """Write an int8 copy of MODEL for faster CPU inference, calibrated on PHOTOS (files or folders).
 
     `handseg quantize handseg-lite2 calib/hands calib/faces calib/backgrounds -o lite2-int8.onnx`
-    quantises the convolutions (not the stem, the depthwise ones or the head), checks that its
+    quantises the convolutions (not the stem, the encoder's depthwise ones or the head), checks that its
     masks agree with MODEL's on the photos, and writes the file with its .sha256. Give photos like
     the ones the model will see: hands, faces, backgrounds.
     """

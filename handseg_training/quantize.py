@@ -213,6 +213,9 @@ def quantize(
         raise ValueError(f"{len(tensors)} readable calibration photos; give at least {MIN_PHOTOS} "
                          "(photos of hands, faces and backgrounds)")
     folded = float_graph(registry.read_verified(source))
+    float_model = onnx.load_from_string(folded)
+    if any(node.op_type in ("QuantizeLinear", "QLinearConv") for node in float_model.graph.node):
+        raise ValueError(f"{source.name} is quantised already; quantise the float model it was made from")
 
     class Photos(CalibrationDataReader):
         def __init__(self):
@@ -228,12 +231,15 @@ def quantize(
         # pre-processing (float_graph is that); neither is for the user.
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_root_logger():
             warnings.simplefilter("ignore")
-            quantize_static(
-                str(float_path), str(int8_path), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
-                op_types_to_quantize=["Conv"], nodes_to_exclude=kept_in_float(onnx.load_from_string(folded)),
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                calibrate_method=CalibrationMethod.Percentile, extra_options={"CalibPercentile": PERCENTILE},
-            )
+            try:
+                quantize_static(
+                    str(float_path), str(int8_path), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    op_types_to_quantize=["Conv"], nodes_to_exclude=kept_in_float(float_model),
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.Percentile, extra_options={"CalibPercentile": PERCENTILE},
+                )
+            except MemoryError:
+                raise ValueError(f"out of memory while calibrating on {len(tensors)} photos; try a lower --count") from None
         quantized = int8_path.read_bytes()
 
     name = name or out_path.stem

@@ -176,3 +176,13 @@ def test_an_int8_model_that_fails_on_another_size_is_not_written(layered, calibr
         Q.quantize(layered, Q.gather_photos([calibration]), out)
 
     assert not out.exists()
+
+
+def test_an_int8_model_is_not_quantised_again(layered, calibration, tmp_path):
+    photos = Q.gather_photos([calibration])
+    once = Q.quantize(layered, photos, tmp_path / "once.onnx")
+
+    with pytest.raises(ValueError, match="once is quantised already; quantise the float model it was made from"):
+        Q.quantize(once.spec.path, photos, tmp_path / "twice.onnx")
+
+    assert not (tmp_path / "twice.onnx").exists()

@@ -1087,7 +1087,10 @@ def quantize(model: str, photos: tuple[Path, ...], output: Path, name: str | Non
     """
     if make_default and register_folder is None:
         raise click.UsageError("--default goes with --register FOLDER")
-    if path_key(output) in {path_key(Path(p)) for p in photos} or (output.exists() and output.suffix != ".onnx"):
+    from handseg_core import registry
+
+    inputs = {path_key(Path(p)) for p in photos} | {path_key(registry.find(model).path)}
+    if path_key(output) in inputs or (output.exists() and output.suffix != ".onnx"):
         raise Failure(f"{output}: will not overwrite an input or a file that is not .onnx; choose another -o")
     try:
         import onnx  # noqa: F401

@@ -70,6 +70,16 @@ def test_quantize_never_overwrites_an_input(handseg, layered, calibration):
     assert photo.read_bytes() == before
 
 
+def test_quantize_never_overwrites_the_model(handseg, layered, calibration):
+    before = layered.read_bytes()
+
+    run = handseg("quantize", layered, calibration, "-o", layered.parent / ".." / layered.parent.name / layered.name)
+
+    assert run.exit_code != 0 and len(run.error_lines) == 1
+    assert "will not overwrite an input" in run.error_lines[0]
+    assert layered.read_bytes() == before
+
+
 def test_quantize_explains_what_it_cannot_do(handseg, layered, calibration, tmp_path):
     few = handseg("quantize", layered, calibration / "hands" / "1.png", "-o", tmp_path / "a.onnx")
     assert few.exit_code != 0 and few.error_lines == [

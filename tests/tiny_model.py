@@ -33,20 +33,26 @@ SPEC = ModelSpec(
 
 def red_model_bytes(spec: ModelSpec = SPEC, gain: float = GAIN, bias: float = BIAS) -> bytes:
     """The ONNX bytes: image [N,3,H,W] -> probability [N,1,H,W], with handseg metadata."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     weight = numpy_helper.from_array(np.array([gain, -gain / 2, -gain / 2], np.float32).reshape(1, 3, 1, 1), "w")
     offset = numpy_helper.from_array(np.array([bias], np.float32), "b")
+    nodes = [helper.make_node("Conv", ["image", "w", "b"], ["logit"])]
+    return _model_bytes("tiny_red", nodes, [weight, offset], spec)
+
+
+def _model_bytes(graph_name: str, nodes: list, initializers: list, spec: ModelSpec) -> bytes:
+    """A checked model: image [N,3,H,W] through `nodes` to "logit", then a sigmoid to
+    probability [N,1,H,W], with `spec` as handseg metadata."""
+    import onnx
+    from onnx import TensorProto, helper
+
     graph = helper.make_graph(
-        [
-            helper.make_node("Conv", ["image", "w", "b"], ["logit"]),
-            helper.make_node("Sigmoid", ["logit"], ["probability"]),
-        ],
-        "tiny_red",
+        [*nodes, helper.make_node("Sigmoid", ["logit"], ["probability"])],
+        graph_name,
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
         [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch", 1, "height", "width"])],
-        initializer=[weight, offset],
+        initializer=initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     for key, value in sorted(spec.to_metadata().items()):
@@ -58,9 +64,13 @@ def red_model_bytes(spec: ModelSpec = SPEC, gain: float = GAIN, bias: float = BI
 
 def write_red_model(folder: Path, name: str = "tiny-red", sidecar: bool = True, **spec_changes) -> Path:
     """Write `<folder>/<name>.onnx` (and its `.sha256` sidecar, as `handseg export` does)."""
+    return _write(folder, name, red_model_bytes, sidecar, **spec_changes)
+
+
+def _write(folder: Path, name: str, make_bytes, sidecar: bool = True, **spec_changes) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.onnx"
-    data = red_model_bytes(replace(SPEC, name=name, file=path.name, **spec_changes))
+    data = make_bytes(replace(SPEC, name=name, file=path.name, **spec_changes))
     path.write_bytes(data)
     if sidecar:
         path.with_name(path.name + ".sha256").write_text(f"{sha256_of(data)}  {path.name}\n")
@@ -116,8 +126,7 @@ def layered_model_bytes(spec: ModelSpec = SPEC, names: dict[str, bool] = LAYERED
     """The red model spread over five convolutions named as in an exported DeepLabV3+ (stem,
     depthwise and pointwise, a decoder depthwise, head), for quantisation: the same function as
     `red_model_bytes` (probability = sigmoid(GAIN * (r - (g + b) / 2) + BIAS)) up to the borders."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     stem_name, dw_name, pw_name, sep_name, head_name = names
     share = np.array([0.5, 1.0, 1.5, 2.0], np.float32)  # channel i carries share[i] * (r - (g + b) / 2)
@@ -132,33 +141,16 @@ def layered_model_bytes(spec: ModelSpec = SPEC, names: dict[str, bool] = LAYERED
         "head_b": np.array([BIAS], np.float32),
     }
     depthwise = {"group": 4, "pads": [1, 1, 1, 1]}
-    graph = helper.make_graph(
-        [
-            helper.make_node("Conv", ["image", "stem_w"], ["stem"], name=stem_name),
-            helper.make_node("Conv", ["stem", "dw_w"], ["dw"], name=dw_name, **depthwise),
-            helper.make_node("Conv", ["dw", "pw_w"], ["pw"], name=pw_name),
-            helper.make_node("Conv", ["pw", "sep_w"], ["sep"], name=sep_name, **depthwise),
-            helper.make_node("Conv", ["sep", "head_w", "head_b"], ["logit"], name=head_name),
-            helper.make_node("Sigmoid", ["logit"], ["probability"]),
-        ],
-        "tiny_red_layered",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
-        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch", 1, "height", "width"])],
-        initializer=[numpy_helper.from_array(v, k) for k, v in weights.items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    for key, value in sorted(spec.to_metadata().items()):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+    nodes = [
+        helper.make_node("Conv", ["image", "stem_w"], ["stem"], name=stem_name),
+        helper.make_node("Conv", ["stem", "dw_w"], ["dw"], name=dw_name, **depthwise),
+        helper.make_node("Conv", ["dw", "pw_w"], ["pw"], name=pw_name),
+        helper.make_node("Conv", ["pw", "sep_w"], ["sep"], name=sep_name, **depthwise),
+        helper.make_node("Conv", ["sep", "head_w", "head_b"], ["logit"], name=head_name),
+    ]
+    return _model_bytes("tiny_red_layered", nodes, [numpy_helper.from_array(v, k) for k, v in weights.items()], spec)
 
 
 def write_layered_model(folder: Path, name: str = "tiny-layered") -> Path:
     """Write `<folder>/<name>.onnx` (the layered red model) and its `.sha256` sidecar."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.onnx"
-    data = layered_model_bytes(replace(SPEC, name=name, file=path.name))
-    path.write_bytes(data)
-    path.with_name(path.name + ".sha256").write_text(f"{sha256_of(data)}  {path.name}\n")
-    return path
+    return _write(folder, name, layered_model_bytes)

@@ -186,8 +186,9 @@ def is_quantized(path: Path) -> bool:
     """Whether an ONNX file holds int8 (QDQ or QLinear) operators."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
-    return any(node.op_type in ("QuantizeLinear", "QLinearConv") for node in model.graph.node)
+    from handseg_training.quantize import is_quantized as holds_int8
+
+    return holds_int8(onnx.load(str(path), load_external_data=False))
 
 
 def quantize_int8(spec, tmp: Path, photos: list[Path], input_size: int | None) -> Path:

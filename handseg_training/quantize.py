@@ -136,6 +136,11 @@ def float_graph(model_bytes: bytes) -> bytes:
         return optimized.read_bytes()
 
 
+def is_quantized(model) -> bool:
+    """Whether an ONNX model (a ModelProto) holds int8 operators (QDQ or QLinear)."""
+    return any(node.op_type in ("QuantizeLinear", "QLinearConv") for node in model.graph.node)
+
+
 @contextlib.contextmanager
 def _quiet_root_logger():
     root = logging.getLogger()
@@ -215,7 +220,7 @@ def quantize(
                          "(photos of hands, faces and backgrounds)")
     folded = float_graph(registry.read_verified(source))
     float_model = onnx.load_from_string(folded)
-    if any(node.op_type in ("QuantizeLinear", "QLinearConv") for node in float_model.graph.node):
+    if is_quantized(float_model):
         raise ValueError(f"{source.name} is quantised already; quantise the float model it was made from")
 
     class Photos(CalibrationDataReader):

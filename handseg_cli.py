@@ -212,7 +212,10 @@ def refinement_options(command: Callable) -> Callable:
         click.option("--fill-holes", type=FRACTION,
                      help="Fill holes smaller than this fraction of the image  [default: 0.0002]"),
         click.option("--feather", type=FRACTION, help=f"Soft edge of this width, {fraction}."),
-        click.option("--no-refine", is_flag=True, help="Only threshold the probability: no cleanup at all."),
+        click.option("--no-snap", is_flag=True,
+                     help="Keep the network's own edge: do not snap it onto the photo's edges."),
+        click.option("--no-refine", is_flag=True,
+                     help="Only threshold the network's probability: no edge snapping, no cleanup."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -268,13 +271,15 @@ def refinement_from(options: dict[str, Any]) -> Refinement:
     from handseg_core import Refinement
 
     changes = {name: options[name] for name in REFINEMENT_FIELDS if options.get(name) is not None}
+    if options.get("no_snap"):
+        changes["snap_edges"] = False
     if not options.get("no_refine"):
         return Refinement(**changes)
-    steps = sorted(name for name in changes if name != "threshold")
+    steps = sorted(name for name in changes if name not in ("threshold", "snap_edges"))  # --no-snap agrees
     if steps:
         flags = ", ".join("--" + name.replace("_size", "").replace("_", "-") for name in steps)
         raise click.UsageError(f"--no-refine turns cleanup off; drop it or drop {flags}")
-    return Refinement(min_area=0.0, fill_holes=0.0, **changes)
+    return Refinement(**{**changes, "min_area": 0.0, "fill_holes": 0.0, "snap_edges": False})
 
 
 # --- inputs and outputs of a batch

@@ -7,12 +7,13 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Literal
 
+import cv2
 import numpy as np
 
 from handseg_core import registry
 from handseg_core.errors import ModelError
 from handseg_core.images import ImageInput, load_rgb_reduced
-from handseg_core.postprocess import Refinement, refine
+from handseg_core.postprocess import Refinement, refine, snap_to_edges
 from handseg_core.preprocess import default_long_side, prepare, resized_size, restore
 from handseg_core.registry import ModelSpec
 
@@ -25,7 +26,8 @@ class SegmentationResult:
     """The hands found in one image, at the image's displayed size.
 
     mask: uint8 HxW, 255 where there is a hand and 0 elsewhere.
-    probability: float32 HxW in 0..1, the network's hand probability before refinement.
+    probability: float32 HxW in 0..1, the hand probability the mask was cut from: the network's,
+        with its edges snapped onto the photo's (unless the refinement's `snap_edges` is off).
     alpha: uint8 HxW, the mask with a feathered edge when refinement asks for one (else the mask).
     """
 
@@ -116,16 +118,23 @@ class HandSegmenter:
         size = input_size or inference_size(self.spec, rgb.shape[:2])
         return self._probability(rgb, size, flip_tta, rgb.shape[:2])
 
-    def _probability(self, rgb: np.ndarray, size: int, flip_tta: bool, out_hw: tuple[int, int]) -> np.ndarray:
-        """The probability at `out_hw`, which may be larger than `rgb` (a reduced decode)."""
+    def _probability(self, rgb: np.ndarray, size: int, flip_tta: bool, out_hw: tuple[int, int],
+                     snap_edges: bool = False) -> np.ndarray:
+        """The probability at `out_hw`, which may be larger than `rgb` (a reduced decode); with
+        `snap_edges`, its edges snapped onto `rgb`'s (`postprocess.snap_to_edges`) first."""
         prepared = prepare(rgb, size, self.spec.mean, self.spec.std, self.spec.stride)
-        prepared = replace(prepared, original_hw=tuple(out_hw))
+        if not snap_edges:
+            prepared = replace(prepared, original_hw=tuple(out_hw))
         tensor = prepared.tensor
         if flip_tta:
             tensor = np.concatenate([tensor, tensor[..., ::-1]])
         out = self._run(np.ascontiguousarray(tensor))[:, 0]
-        p = out[0] if not flip_tta else (out[0] + out[1, :, ::-1]) / 2
-        return restore(p, prepared)
+        p = restore(out[0] if not flip_tta else (out[0] + out[1, :, ::-1]) / 2, prepared)
+        if snap_edges:
+            p = snap_to_edges(p, rgb)
+            if p.shape != tuple(out_hw):
+                p = cv2.resize(p, tuple(out_hw)[::-1], interpolation=cv2.INTER_LINEAR)
+        return p
 
     def _decode(self, image: ImageInput, input_size: int | None) -> tuple[np.ndarray, tuple[int, int]]:
         """(RGB pixels, displayed (height, width)); a large JPEG decoded at a reduced scale."""
@@ -162,9 +171,11 @@ class HandSegmenter:
             ImageError: the image cannot be read.
             ModelError: the session was closed.
         """
+        refinement = refinement or Refinement()
         rgb, displayed = self._decode(image, input_size)
-        probability = self._probability(rgb, input_size or inference_size(self.spec, displayed), flip_tta, displayed)
-        mask, alpha = refine(probability, refinement or Refinement())
+        probability = self._probability(rgb, input_size or inference_size(self.spec, displayed), flip_tta, displayed,
+                                        refinement.snap_edges)
+        mask, alpha = refine(probability, refinement)
         return SegmentationResult(mask=mask, probability=probability, alpha=alpha, model=self.spec.name)
 
 

@@ -145,14 +145,20 @@ def test_options_reach_the_engine(handseg, photos, red_model, tmp_path, monkeypa
                   "--threshold", 0.3, "--open", 0.01, "--close", 0.02, "--dilate", 0.03, "--erode", 0.04,
                   "--min-area", 0.001, "--fill-holes", 0.002, "--feather", 0.05)
     plain = handseg("mask", photos / "a.jpg", "-o", tmp_path / "plain", "-m", red_model, "--no-refine")
+    unsnapped = handseg("mask", photos / "a.jpg", "-o", tmp_path / "unsnapped", "-m", red_model, "--no-snap")
+    both = handseg("mask", photos / "a.jpg", "-o", tmp_path / "both", "-m", red_model, "--no-snap", "--no-refine")
 
     assert run.exit_code == 0 and plain.exit_code == 0, run.stderr + plain.stderr
+    assert unsnapped.exit_code == 0 and both.exit_code == 0, unsnapped.stderr + both.stderr
     assert seen[0] == (
         Refinement(threshold=0.3, open_size=0.01, close_size=0.02, dilate=0.03, erode=0.04, min_area=0.001,
                    fill_holes=0.002, feather=0.05),
         {"input_size": 96, "flip_tta": True},
     )
-    assert seen[1] == (Refinement(min_area=0.0, fill_holes=0.0), {"input_size": None, "flip_tta": False})
+    default = {"input_size": None, "flip_tta": False}
+    assert seen[1] == (Refinement(min_area=0.0, fill_holes=0.0, snap_edges=False), default)
+    assert seen[2] == (Refinement(snap_edges=False), default)
+    assert seen[3] == seen[1]
 
 
 def test_feathered_mask_has_soft_edges(handseg, photos, red_model, tmp_path):

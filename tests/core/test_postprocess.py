@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from handseg_core.metrics import hand_iou
-from handseg_core.postprocess import NO_REFINEMENT, Refinement, fill_small_holes, refine, remove_small_regions
+from handseg_core.postprocess import (
+    NO_REFINEMENT, SNAP_EPS, SNAP_FLOOR, Refinement, fill_small_holes, refine, remove_small_regions, snap_to_edges,
+)
 
 
 def square(size: int, top: int, left: int, side: int) -> np.ndarray:
@@ -279,3 +281,88 @@ def test_cleanup_helpers_equal_their_plain_definitions(limit):
     for mask in masks_of_every_kind():
         np.testing.assert_array_equal(remove_small_regions(mask, limit), plain_remove(mask, limit))
         np.testing.assert_array_equal(fill_small_holes(mask, limit), plain_fill(mask, limit))
+
+
+# Edge snapping (a guided filter with the photo as guide)
+
+
+def plain_guided_filter(guide: np.ndarray, p: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """He, Sun and Tang's guided filter, written out: window means by summing reflect-padded
+    shifts (float64), over the whole image."""
+    def mean(x: np.ndarray) -> np.ndarray:
+        padded = np.pad(x, radius, mode="symmetric")
+        h, w = x.shape
+        total = sum(padded[dy:dy + h, dx:dx + w] for dy in range(2 * radius + 1) for dx in range(2 * radius + 1))
+        return total / (2 * radius + 1) ** 2
+
+    mean_i, mean_p = mean(guide), mean(p)
+    a = (mean(guide * p) - mean_i * mean_p) / (mean(guide * guide) - mean_i * mean_i + eps)
+    b = mean_p - a * mean_i
+    return np.clip(mean(a) * guide + mean(b), 0, 1)
+
+
+def step_photo(width: int = 80, height: int = 40, edge: int = 40) -> np.ndarray:
+    """A dark hand on the left of column `edge`, a bright wall on the right, with mild noise."""
+    rgb = np.empty((height, width, 3), np.uint8)
+    rgb[:, :edge] = (90, 60, 50)
+    rgb[:, edge:] = (220, 220, 210)
+    noise = np.random.default_rng(0).integers(-6, 7, rgb.shape)
+    return np.clip(rgb.astype(int) + noise, 0, 255).astype(np.uint8)
+
+
+def test_snapping_moves_a_blurred_edge_onto_the_photos_edge():
+    rgb = step_photo(edge=40)
+    columns = np.arange(80, dtype=np.float32)
+    # The network's edge: blurred over a few pixels, 0.5 at column 41.5, past the photo's edge.
+    blurred = np.tile(1 / (1 + np.exp((columns - 41.5) / 1.5)), (40, 1)).astype(np.float32)
+
+    snapped = snap_to_edges(blurred, rgb)
+
+    assert ((blurred >= 0.5).sum(axis=1) == 42).all()
+    assert ((snapped >= 0.5).sum(axis=1) == 40).all()  # the photo's edge
+    steps = -np.diff(snapped, axis=1)
+    assert (steps.argmax(axis=1) == 39).all() and steps[:, 39].min() > 0.3  # one sharp drop, at the edge
+    assert -np.diff(blurred, axis=1).max() < 0.2  # where the network's fell gently
+
+
+def test_snapping_equals_the_plain_guided_filter_around_the_hand():
+    rng = np.random.default_rng(1)
+    rgb = cv2.GaussianBlur(rng.integers(0, 256, (60, 90, 3), dtype=np.uint8), (5, 5), 0)
+    p = np.zeros((60, 90), np.float32)
+    p[20:40, 30:55] = cv2.GaussianBlur(rng.random((20, 25)).astype(np.float32), (3, 3), 0)
+    radius = 3
+
+    snapped = snap_to_edges(p, rgb, radius)
+
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float64) / 255
+    expected = plain_guided_filter(grey, p.astype(np.float64), radius, SNAP_EPS)
+    ys, xs = np.nonzero(p >= SNAP_FLOOR)
+    margin = 2 * (2 * radius + 1)
+    y0, y1 = max(0, ys.min() - margin), ys.max() + 1 + margin
+    x0, x1 = max(0, xs.min() - margin), xs.max() + 1 + margin
+    inner = (slice(y0 + 2 * radius + 1, y1 - 2 * radius - 1), slice(x0 + 2 * radius + 1, x1 - 2 * radius - 1))
+    assert np.abs(snapped[inner] - expected[inner]).max() < 1e-4  # away from the box's own border
+    outside = np.ones(p.shape, bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(snapped[outside], p[outside])
+
+
+def test_snapping_leaves_no_hand_and_its_inputs_alone():
+    rgb = step_photo()
+    empty = np.full((40, 80), SNAP_FLOOR / 2, np.float32)
+    p = np.zeros((40, 80), np.float32)
+    p[10:30, 10:30] = 1
+    kept_p, kept_rgb = p.copy(), rgb.copy()
+
+    assert np.array_equal(snap_to_edges(empty, rgb), empty)
+    snap_to_edges(p, rgb)
+
+    assert np.array_equal(p, kept_p) and np.array_equal(rgb, kept_rgb)
+    with pytest.raises(ValueError, match=r"probability \(40, 80\) and image \(40, 79\) differ"):
+        snap_to_edges(p, rgb[:, :79])
+
+
+def test_snapping_is_a_refinement_setting_that_no_refinement_turns_off():
+    assert Refinement().snap_edges is True
+    assert NO_REFINEMENT.snap_edges is False
+    assert Refinement().with_(snap_edges=False).snap_edges is False

@@ -105,7 +105,7 @@ def handseg_ort(job: dict) -> dict:
     import handseg_core
     from handseg_core import registry
     from handseg_core.images import load_rgb
-    from handseg_core.postprocess import Refinement, refine
+    from handseg_core.postprocess import Refinement, refine, snap_to_edges
     from handseg_core.preprocess import prepare, restore
 
     start = time.perf_counter()
@@ -153,6 +153,7 @@ def handseg_ort(job: dict) -> dict:
             "preprocess": lambda: prepare(small, size, spec.mean, spec.std, spec.stride),
             "inference": lambda: segmenter._run(prepared.tensor),
             "restore": lambda: restore(probability_padded, prepared),
+            "snap edges": lambda: snap_to_edges(probability, rgb),
             "refine": lambda: refine(probability, refinement),
             "encode_png": lambda: encode_png(mask),
             # for comparison, not part of the engine's path
@@ -206,7 +207,7 @@ def handseg_torch(job: dict) -> dict:
 
     from handseg_core import registry
     from handseg_core.images import load_rgb
-    from handseg_core.postprocess import Refinement, refine
+    from handseg_core.postprocess import Refinement, refine, snap_to_edges
     from handseg_core.preprocess import prepare, restore
     from handseg_training.export import WithSigmoid
     from handseg_training.model import build_model
@@ -231,9 +232,10 @@ def handseg_torch(job: dict) -> dict:
     refinement = Refinement()
 
     def end_to_end():
-        prepared = prepare(load_rgb(image), size, spec.mean, spec.std, spec.stride)
+        rgb = load_rgb(image)
+        prepared = prepare(rgb, size, spec.mean, spec.std, spec.stride)
         probability = forward(torch.from_numpy(prepared.tensor).to(device))[0, 0].cpu().numpy()
-        mask, _ = refine(restore(probability, prepared), refinement)
+        mask, _ = refine(snap_to_edges(restore(probability, prepared), rgb), refinement)
         encode_png(mask)
 
     prepared = prepare(load_rgb(image), size, spec.mean, spec.std, spec.stride)

@@ -8,6 +8,7 @@ from PIL import Image
 
 pytest.importorskip("torch")
 
+from handseg_core import Refinement  # noqa: E402
 from handseg_training.devsets import measure  # noqa: E402
 from tiny_model import hand_picture, write_red_model  # noqa: E402
 
@@ -28,10 +29,13 @@ def test_scores_per_set_and_with_flip_tta(tmp_path):
     _set(tmp_path / "good", 3, seed=0)
     _set(tmp_path / "spoilt", 3, seed=10, spoil=True)
     model = write_red_model(tmp_path / "models")
-    plain = measure(str(model), tmp_path, sets=["good", "spoilt"])
+    # The synthetic pictures are noise around a red hand; edge snapping reshapes such edges, and
+    # what is under test here is the measuring, so it is off.
+    unsnapped = Refinement(snap_edges=False)
+    plain = measure(str(model), tmp_path, sets=["good", "spoilt"], refinement=unsnapped)
     assert plain["good"]["images"] == 3 and plain["good"]["iou"] > 0.95
     assert plain["spoilt"]["iou"] < 0.6
-    flipped = measure(str(model), tmp_path, sets=["good"], flip_tta=True)
+    flipped = measure(str(model), tmp_path, sets=["good"], flip_tta=True, refinement=unsnapped)
     assert flipped["good"]["iou"] == pytest.approx(plain["good"]["iou"], abs=0.02)  # a pointwise model
     limited = measure(str(model), tmp_path, sets=["good"], limit=2)
     assert limited["good"]["images"] == 2

@@ -189,7 +189,9 @@ def model_options(command: Callable) -> Callable:
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                      help="Where the model runs; auto takes a GPU when ONNX Runtime has one."),
         click.option("--size", "input_size", type=click.IntRange(min=16), default=None,
-                     help="Long side in pixels the network sees  [default: the model's, or the image's own when smaller]"),
+                     help="Largest long side in pixels the network sees; larger images are reduced to it, "
+                          "smaller ones keep their own size (more is finer on large photos, and slower)  "
+                          "[default: the model's]"),
         click.option("--flip-tta", is_flag=True, help="Also run the mirrored image and average (slower)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; errors still show."),
     ]

@@ -111,11 +111,11 @@ class HandSegmenter:
     def probability(self, rgb: np.ndarray, input_size: int | None = None, flip_tta: bool = False) -> np.ndarray:
         """Hand probability (float32 HxW) for a uint8 RGB array.
 
-        The network sees the image with its long side at `input_size`; by default at the model's
-        input size, or at the image's own size when that is smaller, but not below the model's
-        `min_input_size` (see `inference_size`).
+        The network sees the image with its long side at most `input_size` (default: the model's
+        input size): a larger image is reduced to it, a smaller one keeps its own size, but not
+        below the model's `min_input_size` (see `inference_size`).
         """
-        size = input_size or inference_size(self.spec, rgb.shape[:2])
+        size = inference_size(self.spec, rgb.shape[:2], input_size)
         return self._probability(rgb, size, flip_tta, rgb.shape[:2])
 
     def _probability(self, rgb: np.ndarray, size: int, flip_tta: bool, out_hw: tuple[int, int],
@@ -143,7 +143,7 @@ class HandSegmenter:
             # Twice the network's input: the last resize then still averages over several pixels.
             # Decoded just large enough (a DCT scale, then a small resize), egohands_cross14 lost
             # 0.005 IoU with handseg-lite2.
-            network = resized_size(*displayed, input_size or inference_size(self.spec, displayed))
+            network = resized_size(*displayed, inference_size(self.spec, displayed, input_size))
             return 2 * network[0], 2 * network[1]
 
         return load_rgb_reduced(image, decoded_hw)
@@ -163,8 +163,10 @@ class HandSegmenter:
                 file is decoded at a reduced scale, at least twice the network's input (see
                 `images.load_rgb_reduced`); the results are at its full size all the same.
             refinement: post-processing settings; the defaults of `Refinement` when omitted.
-            input_size: long side the image is resized to for the network (default: the model's
-                input size, or the image's own long side when that is smaller).
+            input_size: the largest long side the network sees (default: the model's input size).
+                Larger images are reduced to it; smaller ones keep their own size (thumbnails are
+                enlarged to the model's `min_input_size`). More pixels give finer edges on large
+                photos at a quadratic cost in time (README, Options at inference).
             flip_tta: also run the mirrored image and average (slower, sometimes steadier).
 
         Raises:
@@ -173,7 +175,7 @@ class HandSegmenter:
         """
         refinement = refinement or Refinement()
         rgb, displayed = self._decode(image, input_size)
-        probability = self._probability(rgb, input_size or inference_size(self.spec, displayed), flip_tta, displayed,
+        probability = self._probability(rgb, inference_size(self.spec, displayed, input_size), flip_tta, displayed,
                                         refinement.snap_edges)
         mask, alpha = refine(probability, refinement)
         return SegmentationResult(mask=mask, probability=probability, alpha=alpha, model=self.spec.name)
@@ -220,11 +222,13 @@ def load_model(
     return session
 
 
-def inference_size(spec: registry.ModelSpec, shape: tuple[int, int]) -> int:
-    """The long side the network sees by default: the image's own, within the model's range.
+def inference_size(spec: registry.ModelSpec, shape: tuple[int, int], input_size: int | None = None) -> int:
+    """The long side the network sees: the image's own, within the model's range.
 
-    Images larger than `input_size` are reduced to it. Smaller ones keep their size unless the
-    model records a `min_input_size`: models trained on large hands (GPU crops of 384) miss
-    hands in 100-pixel thumbnails and are measured better with those enlarged.
+    Images larger than `input_size` (default: the model's) are reduced to it. Smaller ones keep
+    their size unless the model records a `min_input_size`: models trained on large hands (GPU
+    crops of 384) miss hands in 100-pixel thumbnails and are measured better with those enlarged.
+    A larger `input_size` never enlarges a small image: enlarged past their own size, close-ups
+    lose most of their IoU (0.92 to 0.75 at 640 for the default model).
     """
-    return default_long_side(shape, spec.input_size, spec.min_input_size)
+    return default_long_side(shape, input_size or spec.input_size, spec.min_input_size)

@@ -58,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m handseg_training.devsets")
     parser.add_argument("model")
     parser.add_argument("--data-root", default="../shared/data")
-    parser.add_argument("--size", type=int)
+    parser.add_argument("--size", type=int, help="largest long side the network sees (default: the model's)")
     parser.add_argument("--sets", nargs="*", default=SETS)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--flip-tta", action="store_true", help="average with the mirrored image (two passes)")

@@ -304,7 +304,9 @@ def test_damaged_metadata_is_a_model_error(tmp_path):
 
 
 def test_small_images_are_not_enlarged(tmp_path, monkeypatch):
-    """By default the network sees a small image at its own size, a large one at the model's."""
+    """The network sees a small image at its own size, a large one at the model's input size or
+    at the `input_size` asked for: a larger `input_size` refines large images and leaves small
+    ones as they are (enlarged, close-ups lose most of their IoU)."""
     from handseg_core import session as session_module
 
     seen = []
@@ -319,8 +321,12 @@ def test_small_images_are_not_enlarged(tmp_path, monkeypatch):
     size = session.spec.input_size
     session.segment(np.zeros((size // 2, size // 4, 3), np.uint8))
     session.segment(np.zeros((size * 2, size, 3), np.uint8))
-    session.segment(np.zeros((size // 2, size // 4, 3), np.uint8), input_size=size)
-    assert seen == [size // 2, size, size]
+    session.segment(np.zeros((size // 2, size // 4, 3), np.uint8), input_size=size * 2)
+    session.segment(np.zeros((size * 2, size, 3), np.uint8), input_size=size * 3 // 2)
+    session.segment(np.zeros((size * 2, size, 3), np.uint8), input_size=size // 2)
+    session.probability(np.zeros((size // 2, size // 4, 3), np.uint8), input_size=size * 2)
+    session.probability(np.zeros((size * 2, size, 3), np.uint8), input_size=size * 3 // 2)
+    assert seen == [size // 2, size, size // 2, size * 3 // 2, size // 2, size // 2, size * 3 // 2]
 
 
 def test_a_models_smallest_size_enlarges_thumbnails(tmp_path, monkeypatch):

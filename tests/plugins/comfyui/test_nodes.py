@@ -71,6 +71,7 @@ def test_every_node_with_a_mask_input_offers_invert():
 def test_widget_defaults_are_a_valid_refinement():
     values = widget_defaults(HandsegHandMask)
     values.pop("flip_tta")
+    assert values.pop("max_size") == 0  # 0: the model's own input size
     assert Refinement(**values) == Refinement()
 
 
@@ -101,6 +102,17 @@ def test_hand_mask_refinement_inputs_reach_the_engine(red_model):
     assert ((soft > 0.05) & (soft < 0.95)).sum() > 100
     nothing, _ = node.find_hands(red_model, images, 1.0)
     assert nothing.sum() == 0
+
+
+def test_max_size_reaches_the_engine(red_model):
+    images, _ = comfy_images(1, 160, 120)
+    rgb = (images[0].numpy() * 255).round().astype(np.uint8)
+    coarse, _ = HandsegHandMask().find_hands(red_model, images, 0.5, max_size=32)
+    np.testing.assert_array_equal(coarse[0].numpy(), red_model.segment(rgb, Refinement(), input_size=32).alpha / 255.0)
+    fine, _ = HandsegHandMask().find_hands(red_model, images, 0.5)
+    assert (coarse != fine).sum() > 50
+    _, cut = HandsegRemoveBackground().remove_background(red_model, images, False, "white", 0.5, 0.0, max_size=32)
+    np.testing.assert_array_equal(cut.numpy(), coarse.numpy())
 
 
 def test_nodes_reuse_the_loaded_session(red_model_file, monkeypatch):

@@ -31,7 +31,7 @@ DEFAULT_PHOTO = ROOT.parent / "shared" / "data" / "egohands_cross14" / "images" 
 
 FULL = {
     "quick": False, "rounds": 3, "warmup": 3, "repeats": 25, "load_repeats": 3, "batch_images": 100, "photo_size": None,
-    "input_size": None, "u2net_size": 320, "lraspp_size": 512, "explore_sizes": [448, 384, 320],
+    "input_size": None, "u2net_size": 320, "lraspp_size": 512, "explore_sizes": [768, 640, 448, 320],
 }
 QUICK = {
     "quick": True, "rounds": 1, "warmup": 1, "repeats": 2, "load_repeats": 1, "batch_images": 3, "photo_size": (256, 144),

@@ -67,9 +67,11 @@ def _save_upload(folder: Path, name: str, data: bytes) -> Path:
 
 
 def process(
-    session: HandSegmenter, name: str, data: bytes, refinement: Refinement, background: AppBackground = None
+    session: HandSegmenter, name: str, data: bytes, refinement: Refinement, background: AppBackground = None,
+    input_size: int | None = None,
 ) -> Processed:
-    """Segment one uploaded photo and cut its hands out onto `background`.
+    """Segment one uploaded photo and cut its hands out onto `background`; `input_size` as in
+    `HandSegmenter.segment` (the largest long side the network sees).
 
     Raises:
         ImageError: the photo (named by `name`) or the background image cannot be read.
@@ -80,7 +82,7 @@ def process(
         photo = _save_upload(folder, name, data)
         backdrop = _save_upload(folder / "background", "image", background) if isinstance(background, bytes) else None
         try:
-            result = session.segment(photo, refinement)
+            result = session.segment(photo, refinement, input_size=input_size)
             cutout = handseg_core.cutout(photo, result.alpha, backdrop or background)
             original = handseg_core.cutout(photo, np.full(result.mask.shape, 255, np.uint8))
         except ImageError as exc:

@@ -149,6 +149,29 @@ def test_process_matches_the_engine(red_model):
     assert item.cutout.mode == "RGB"  # the preview shows transparency as a checkerboard
 
 
+def test_process_passes_the_input_size_to_the_engine(red_model):
+    rgb, _ = hand_picture(320, 240, seed=2)
+    session = handseg_core.load_model(str(red_model))
+    coarse = process(session, "hand.png", png_bytes(rgb), Refinement(), input_size=24)
+    expected = session.segment(rgb, Refinement(), input_size=24).mask
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(coarse.mask_png))), expected)
+    plain = process(session, "hand.png", png_bytes(rgb), Refinement())
+    assert coarse.mask_png != plain.mask_png
+
+
+@needs_uploads
+def test_finer_edges_sees_large_photos_at_more_pixels(red_model, app):
+    # Red stripes 3 px wide on cyan: reduced to the tiny model's 128 px they blur into a
+    # greyish cyan, no hand; at the app's finer size they stay red.
+    stripes = np.full((700, 900, 3), (60, 200, 200), np.uint8)
+    for x in range(0, 900, 12):
+        stripes[:, x:x + 3] = (255, 0, 0)
+    with_photos(app, ("stripes.png", png_bytes(stripes)))
+    assert hand_fractions(app)[0] < 5
+    app.checkbox(key="fine").check().run()
+    assert hand_fractions(app)[0] > 15 and not app.exception
+
+
 def test_process_composites_on_a_colour_and_on_an_image(red_model):
     rgb, _ = hand_picture(160, 120)
     session = handseg_core.load_model(str(red_model))

@@ -37,7 +37,7 @@ _DILATE = _fraction(0.0, "Grow the mask by this fraction of the image's short si
 _ERODE = _fraction(0.0, "Shrink the mask by this fraction of the image's short side (0.01 = 1%).")
 _FEATHER = _fraction(0.0, "Width of a soft edge, as a fraction of the image's short side; 0 = hard edge.")
 _MAX_SIZE = ("INT", {
-    "default": 0, "min": 0, "max": 4096, "step": 32,
+    "default": 0, "min": 0, "max": 2048, "step": 32,
     "tooltip": "Largest long side in pixels the network sees; 0 = the model's (512). Larger images are reduced to it, "
                "smaller ones keep their own size. 768 gives finer edges on large images, at about twice the time.",
 })

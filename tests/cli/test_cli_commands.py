@@ -55,6 +55,7 @@ def test_version_from_the_installed_script():
         (["mask", "-o", "out"], "Missing argument 'INPUT...'"),
         (["mask", "a.jpg", "-o", "out", "--threshold", "2"], "--threshold"),
         (["mask", "a.jpg", "-o", "out", "--device", "gpu"], "--device"),
+        (["mask", "a.jpg", "-o", "out", "--size", "5000"], "5000 is not in the range 16<=x<=2048"),
         (["mask", "a.jpg", "-o", "out", "--dilate", "5"], "--dilate"),
         (["mask", "a.jpg", "-o", "out", "--no-refine", "--dilate", "0.1"], "drop it or drop --dilate"),
         (["cutout", "a.jpg", "-o", "out", "--background", "not-a-colour"], "neither a colour"),

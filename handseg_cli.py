@@ -196,6 +196,9 @@ def model_options(command: Callable) -> Callable:
                           "smaller ones keep their own size (more is finer on large photos, and slower)  "
                           "[default: the model's]"),
         click.option("--flip-tta", is_flag=True, help="Also run the mirrored image and average (slower)."),
+        click.option("--fixed-size", is_flag=True,
+                     help="Run the network once at --size, without first finding how large the hands are "
+                          "(a little faster; a hand that fills a large photo is then mostly missed)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; errors still show."),
     ]
     for option in reversed(options):
@@ -237,6 +240,7 @@ class ModelSettings:
     flip_tta: bool
     refinement: Refinement
     quiet: bool
+    adapt_size: bool = True
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> "ModelSettings":
@@ -247,6 +251,7 @@ class ModelSettings:
             flip_tta=options["flip_tta"],
             refinement=refinement_from(options),
             quiet=options["quiet"],
+            adapt_size=not options["fixed_size"],
         )
 
     def load(self) -> HandSegmenter:
@@ -256,7 +261,8 @@ class ModelSettings:
             return load_model(self.model, device=self.device, threads=inference_threads())
 
     def segment(self, session: HandSegmenter, image: np.ndarray | Path) -> SegmentationResult:
-        return session.segment(image, self.refinement, input_size=self.input_size, flip_tta=self.flip_tta)
+        return session.segment(image, self.refinement, input_size=self.input_size, flip_tta=self.flip_tta,
+                               adapt_size=self.adapt_size)
 
 
 def inference_threads() -> int:

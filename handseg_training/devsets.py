@@ -14,6 +14,9 @@ import json
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from handseg_core import Refinement, load_model
 from handseg_core.metrics import MaskStats
 from handseg_training import data as D
@@ -30,8 +33,17 @@ def pairs_of(name: str, root: Path, holdout_fraction: float = 0.2, seed: int = 0
     return D.PairFolder(root / name).pairs(), None
 
 
+def enlarged(image_path: Path, mask_path: Path, zoom: float) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB, truth) enlarged `zoom` times (bicubic; the truth nearest): a stand-in for the same
+    photo taken at a higher resolution, as phones take them."""
+    rgb, truth = D.read_rgb(image_path), D.read_mask(mask_path) >= 128
+    size = (round(rgb.shape[1] * zoom), round(rgb.shape[0] * zoom))
+    big = cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
+    return big, cv2.resize(truth.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+
+
 def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, refinement: Refinement | None = None,
-            limit: int | None = None, flip_tta: bool = False) -> dict:
+            limit: int | None = None, flip_tta: bool = False, zoom: float = 1.0, adapt_size: bool = True) -> dict:
     session = load_model(model, device="cpu")
     results = {}
     for name in sets:
@@ -41,8 +53,12 @@ def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, re
         overall, by_group = MaskStats(), {}
         start = time.perf_counter()
         for image_path, mask_path in pairs:
-            truth = D.read_mask(mask_path) >= 128
-            predicted = session.segment(image_path, refinement, input_size=input_size, flip_tta=flip_tta).mask > 0
+            if zoom == 1.0:
+                image, truth = image_path, D.read_mask(mask_path) >= 128
+            else:
+                image, truth = enlarged(image_path, mask_path, zoom)
+            predicted = session.segment(image, refinement, input_size=input_size, flip_tta=flip_tta,
+                                        adapt_size=adapt_size).mask > 0
             overall.add(predicted, truth)
             if groups is not None:
                 by_group.setdefault(groups.get(image_path.stem, "unknown"), MaskStats()).add(predicted, truth)
@@ -62,9 +78,13 @@ def main() -> None:
     parser.add_argument("--sets", nargs="*", default=SETS)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--flip-tta", action="store_true", help="average with the mirrored image (two passes)")
+    parser.add_argument("--zoom", type=float, default=1.0,
+                        help="enlarge every photo this many times first (a stand-in for high-resolution photos)")
+    parser.add_argument("--fixed-size", action="store_true", help="one pass at --size, no adapting to the hands' size")
     parser.add_argument("--json")
     args = parser.parse_args()
-    results = measure(args.model, Path(args.data_root), args.sets, args.size, limit=args.limit, flip_tta=args.flip_tta)
+    results = measure(args.model, Path(args.data_root), args.sets, args.size, limit=args.limit, flip_tta=args.flip_tta,
+                      zoom=args.zoom, adapt_size=not args.fixed_size)
     for name, r in results.items():
         groups = "  ".join(f"{g} {v['iou']:.3f} ({v['images']})" for g, v in r.get("groups", {}).items())
         print(f"{name:18s} IoU {r['iou']:.4f}  images {r['images']:5d}  {r['seconds']:6.1f} s  {groups}")

@@ -60,6 +60,20 @@ def test_close_to_ground_truth(session, photo):
     assert hand_iou(result.mask > 0, truth) >= floor
 
 
+@pytest.mark.parametrize("photo", [p for p in PHOTOS if p.stem.startswith("hands11k")], ids=lambda p: p.stem)
+def test_a_hand_filling_a_large_photo_is_found(session, photo):
+    """The same close-up enlarged 5x (900 px, as a phone would take it): the network alone, at
+    its 512, misses most of a hand that large; adapted to the hand's size it finds it."""
+    import cv2
+
+    rgb = np.asarray(Image.open(photo).convert("RGB"))
+    truth = read_mask(photo.with_suffix(".truth.png"))
+    big = cv2.resize(rgb, (900, 900), interpolation=cv2.INTER_CUBIC)
+    big_truth = cv2.resize(truth.astype(np.uint8), (900, 900), interpolation=cv2.INTER_NEAREST) > 0
+    assert hand_iou(session.segment(big).mask > 0, big_truth) >= TRUTH_IOU["hands11k"]
+    assert hand_iou(session.segment(big, adapt_size=False).mask > 0, big_truth) < 0.75
+
+
 def test_face_is_not_a_hand(session):
     result = session.segment(GOLDEN / "face_no_hand.jpg")
     assert result.hand_fraction <= MAX_HAND_FRACTION_ON_FACE

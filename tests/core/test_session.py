@@ -329,6 +329,43 @@ def test_small_images_are_not_enlarged(tmp_path, monkeypatch):
     assert seen == [size // 2, size, size // 2, size * 3 // 2, size // 2, size // 2, size * 3 // 2]
 
 
+def test_the_size_adapts_to_a_hand_that_fills_the_photo(tmp_path, monkeypatch):
+    """One quick pass at FIND_SIZE measures the largest hand; where it would span more than
+    HAND_LIMIT pixels, the network sees the photo at the size where it spans HAND_EXTENT, never
+    above the size asked for, never below the floor; hands within the limit, specks and no hand
+    leave the size alone."""
+    from handseg_core import session as session_module
+    from handseg_core.session import FIND_SIZE, HAND_EXTENT, HAND_LIMIT
+
+    seen = []
+    real_prepare = session_module.prepare
+    monkeypatch.setattr(session_module, "prepare", lambda image, side, *a: seen.append(side) or real_prepare(image, side, *a))
+    session = load_model(write_red_model(tmp_path, "adapt", input_size=512, min_input_size=0))
+
+    def picture(block: int) -> np.ndarray:
+        rgb = np.full((768, 1024, 3), (40, 160, 160), np.uint8)
+        rgb[100:100 + block // 2, 50:50 + block] = HAND_RGB
+        return rgb
+
+    large = picture(800)  # 800 of 1024 px: the hand would span 400 network pixels at 512
+    expected = int(HAND_EXTENT / (800 / 1024)) // 32 * 32
+    assert 192 <= expected < 512
+    assert session.fitted_size(large, 512) == expected
+    session.segment(large, UNSNAPPED)
+    assert seen[-2:] == [FIND_SIZE, expected]
+    assert session.fitted_size(large, 200) == 200  # never above the size asked for
+    assert session.fitted_size(picture(1000), 512) == FIND_SIZE  # never below the floor
+    assert session.fitted_size(picture(100), 512) == 512  # small hand: already small enough
+    within = int(HAND_LIMIT * 0.9 / 512 * 1024)  # spans 90% of the limit at 512: left alone
+    assert session.fitted_size(picture(within), 512) == 512
+    assert session.fitted_size(picture(within), 640) < 640  # but not at 640
+    assert session.fitted_size(picture(6), 512) == 512  # a speck says nothing
+    assert session.fitted_size(picture(0), 512) == 512  # no hand
+    seen.clear()
+    session.segment(large, UNSNAPPED, adapt_size=False)
+    assert seen == [512]
+
+
 def test_a_models_smallest_size_enlarges_thumbnails(tmp_path, monkeypatch):
     """A model that records min_input_size sees small images enlarged to it, never past input_size."""
     from dataclasses import replace

@@ -136,7 +136,7 @@ class HandSegmenter:
         pixels at it, the smaller long side at which it spans HAND_EXTENT (from one pass at
         FIND_SIZE). Never below the model's `min_input_size`."""
         floor = max(FIND_SIZE, self.spec.min_input_size)
-        if size <= floor:
+        if size <= max(floor, HAND_LIMIT):  # no hand can span more than HAND_LIMIT pixels
             return size
         prepared = prepare(rgb, FIND_SIZE, self.spec.mean, self.spec.std, self.spec.stride)
         rh, rw = prepared.resized_hw

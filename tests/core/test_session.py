@@ -353,7 +353,9 @@ def test_the_size_adapts_to_a_hand_that_fills_the_photo(tmp_path, monkeypatch):
     assert session.fitted_size(large, 512) == expected
     session.segment(large, UNSNAPPED)
     assert seen[-2:] == [FIND_SIZE, expected]
-    assert session.fitted_size(large, 200) == 200  # never above the size asked for
+    seen.clear()
+    assert session.fitted_size(large, HAND_LIMIT) == HAND_LIMIT  # no hand can be too large there:
+    assert seen == []  # no quick pass
     assert session.fitted_size(picture(1000), 512) == FIND_SIZE  # never below the floor
     assert session.fitted_size(picture(100), 512) == 512  # small hand: already small enough
     within = int(HAND_LIMIT * 0.9 / 512 * 1024)  # spans 90% of the limit at 512: left alone

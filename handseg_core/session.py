@@ -126,10 +126,13 @@ class HandSegmenter:
         below the model's `min_input_size` (see `inference_size`); with `adapt_size`, smaller
         where the hands are large (see `segment`).
         """
-        size = inference_size(self.spec, rgb.shape[:2], input_size)
-        if adapt_size:
-            size = self.fitted_size(rgb, size)
-        return self._probability(rgb, size, flip_tta, rgb.shape[:2])
+        return self._probability(rgb, self._size(rgb, rgb.shape[:2], input_size, adapt_size), flip_tta, rgb.shape[:2])
+
+    def _size(self, rgb: np.ndarray, displayed: tuple[int, int], input_size: int | None, adapt_size: bool) -> int:
+        """The long side the network sees `rgb` at (displayed at `displayed`): `inference_size`,
+        then `fitted_size` with `adapt_size`."""
+        size = inference_size(self.spec, displayed, input_size)
+        return self.fitted_size(rgb, size) if adapt_size else size
 
     def fitted_size(self, rgb: np.ndarray, size: int) -> int:
         """`size`, or where the largest hand in `rgb` would span more than HAND_LIMIT network
@@ -211,10 +214,8 @@ class HandSegmenter:
         """
         refinement = refinement or Refinement()
         rgb, displayed = self._decode(image, input_size)
-        size = inference_size(self.spec, displayed, input_size)
-        if adapt_size:
-            size = self.fitted_size(rgb, size)
-        probability = self._probability(rgb, size, flip_tta, displayed, refinement.snap_edges)
+        probability = self._probability(rgb, self._size(rgb, displayed, input_size, adapt_size), flip_tta, displayed,
+                                        refinement.snap_edges)
         mask, alpha = refine(probability, refinement)
         return SegmentationResult(mask=mask, probability=probability, alpha=alpha, model=self.spec.name)
 

@@ -32,6 +32,7 @@ class AugmentConfig:
     skin_gain: tuple[float, float] = (0.45, 1.2)  # brightness gain on pasted hands (skin tones)
     no_hand: float = 0.12  # probability a composite is a pure negative (background or face)
     quarter_turns: float = 0.25  # probability of a 90/180/270 degree turn of a composite
+    own_background: float = 0.0  # probability a hand photo keeps its own background (white paper, black cloth)
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device) -> torch.Tensor:
@@ -146,12 +147,23 @@ def composites(
     theta = affine_theta(out_hw, (s, s), zoom, -angle, centre_in_hand, flip)
     pasted = warp(hands[hand_index].float() / 255, theta, out_hw, "zeros")
     rgb, alpha = pasted[:, :3], pasted[:, 3:]
+    # Some photos keep their own background, stretched from the photo's edges over the canvas:
+    # a large hand on plain paper or cloth is what close-ups look like, and pasted hands never
+    # show it (the packaged models missed such hands once they spanned 300 px).
+    # (drawn only when asked for, so that older configs see the same random stream)
+    own = torch.zeros(count, dtype=torch.bool, device=device)
+    if cfg.own_background > 0:
+        own = torch.rand(count, generator=gen, device=device) < cfg.own_background
+    if own.any():
+        whole = warp(hands[hand_index[own]].float() / 255, theta[own], out_hw, "border")
+        rgb[own], alpha[own] = whole[:, :3], whole[:, 3:]
+        canvas[own] = whole[:, :3]
 
     gain = _uniform(count, *cfg.skin_gain, gen, device)[:, None, None, None]
     tint = 1 + (torch.rand((count, 3, 1, 1), generator=gen, device=device) - 0.5) * 0.16
     rgb = (rgb * gain * tint).clamp(0, 1)
-    keep = (torch.rand(count, generator=gen, device=device) >= cfg.no_hand).float()[:, None, None, None]
-    alpha = alpha * keep
+    keep = (torch.rand(count, generator=gen, device=device) >= cfg.no_hand) | own
+    alpha = alpha * keep.float()[:, None, None, None]
     image = canvas * (1 - alpha) + rgb * alpha
     mask = (alpha > 0.5).float()
 

@@ -229,6 +229,50 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
     return state, meta
 
 
+def read_onnx_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The state dict inside a float ONNX file that `handseg export --half` (unfolded) wrote, and
+    its handseg metadata: the shipped float models can be trained on from the package alone."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError and others for a file that is not a model
+        raise ValueError(f"{path}: not an ONNX model ({exc})") from exc
+    meta = {p.key.removeprefix("handseg."): json.loads(p.value) for p in proto.metadata_props
+            if p.key.startswith("handseg.")}
+    state = {}
+    for tensor in proto.graph.initializer:
+        name = tensor.name.removesuffix("__fp16")
+        if name.startswith("model."):
+            values = numpy_helper.to_array(tensor)
+            if values.dtype == np.float16:
+                values = values.astype(np.float32)
+            state[name.removeprefix("model.")] = torch.from_numpy(values.copy())
+    return state, meta
+
+
+def load_initial_weights(model: torch.nn.Module, path: Path, encoder: str) -> None:
+    """Start from a handseg checkpoint (.safetensors) or a float handseg ONNX file."""
+    if path.suffix.lower() == ".onnx":
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such model")
+        state, meta = read_onnx_weights(path)
+        if meta.get("encoder", encoder) != encoder:
+            raise ValueError(f"{path}: a {meta['encoder']} model; this config trains {encoder}")
+    else:
+        state, _ = read_checkpoint(path)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: its weights do not fit this model ({len(missing)} missing, e.g. {missing[:2]}; "
+            f"{len(unexpected)} unexpected, e.g. {unexpected[:2]}); start from a checkpoint or a float "
+            "export of the same encoder and decoder (an int8 file or one with folded batch norms cannot be trained)"
+        )
+
+
 def load_checkpoint(path: Path) -> tuple[torch.nn.Module, TrainConfig]:
     from handseg_training.config import _build
 
@@ -263,8 +307,7 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
     )
     model = build_model(cfg.encoder, cfg.decoder_channels, cfg.encoder_weights)
     if cfg.init_from:
-        state, _ = read_checkpoint(Path(cfg.init_from))
-        model.load_state_dict(state)
+        load_initial_weights(model, Path(cfg.init_from), cfg.encoder)
         log.info("starting from %s", cfg.init_from)
     model = model.to(dev)
     model = model.to(memory_format=torch.channels_last)

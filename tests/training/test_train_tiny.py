@@ -179,3 +179,37 @@ def test_package_weights_are_imagenet_lite0():
     assert torch.equal(encoder["model.conv_stem.weight"], source["_conv_stem.weight"])
     assert not torch.equal(build_model("tf_efficientnet_lite0", 32, None).encoder.state_dict()["model.conv_stem.weight"],
                            source["_conv_stem.weight"])
+
+
+def test_training_starts_from_a_float_onnx_file(tiny_run, tmp_path):
+    from handseg_training.model import build_model
+    from handseg_training.train import load_initial_weights
+
+    _, out, _ = tiny_run
+    model, cfg = load_checkpoint(out / "model.safetensors")
+    model.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in model.state_dict().items()})
+    export(model, cfg, tmp_path / "half.onnx", half=True)
+    fresh = build_model(cfg.encoder, cfg.decoder_channels, None)
+    load_initial_weights(fresh, tmp_path / "half.onnx", cfg.encoder)
+    for key, value in model.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            assert torch.equal(fresh.state_dict()[key], value), key
+    with pytest.raises(ValueError, match="this config trains tf_efficientnet_lite2"):
+        load_initial_weights(fresh, tmp_path / "half.onnx", "tf_efficientnet_lite2")
+    export(model, cfg, tmp_path / "folded.onnx")  # batch norms folded into the convolutions
+    with pytest.raises(ValueError, match="folded batch norms"):
+        load_initial_weights(fresh, tmp_path / "folded.onnx", cfg.encoder)
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="junk.onnx: not an ONNX model"):
+        load_initial_weights(fresh, tmp_path / "junk.onnx", cfg.encoder)
+
+
+def test_the_shipped_float_model_can_be_trained_on():
+    from handseg_training.model import build_model
+    from handseg_training.train import load_initial_weights
+
+    shipped = Path(__file__).parents[2] / "handseg_core" / "models" / "handseg-lite2.onnx"
+    model = build_model("tf_efficientnet_lite2", 256, None)
+    before = model.state_dict()["encoder.model.conv_stem.weight"].clone()
+    load_initial_weights(model, shipped, "tf_efficientnet_lite2")
+    assert not torch.equal(model.state_dict()["encoder.model.conv_stem.weight"], before)

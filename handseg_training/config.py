@@ -33,7 +33,7 @@ class TrainConfig:
     encoder: str = "tf_efficientnet_lite0"
     decoder_channels: int = 256
     encoder_weights: str = "package"  # package | imagenet | none | PATH
-    init_from: str = ""  # a handseg checkpoint (.safetensors) to start from, e.g. to resume
+    init_from: str = ""  # a checkpoint (.safetensors) or float ONNX file (`handseg export --half`) to start from
     input_size: int = 512  # long side at inference
     min_input_size: int = 0  # smaller images are enlarged to this at inference (0: never)
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)

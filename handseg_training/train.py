@@ -297,6 +297,11 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
     (out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
 
+    # the model first: a wrong init_from or encoder file fails before the data is decoded
+    model = build_model(cfg.encoder, cfg.decoder_channels, cfg.encoder_weights)
+    if cfg.init_from:
+        load_initial_weights(model, Path(cfg.init_from), cfg.encoder)
+        log.info("starting from %s", cfg.init_from)
     data = prepare_data(cfg, cache_dir)
     data = TrainingData(
         frames=None if data.frames is None else data.frames.to(dev),
@@ -305,10 +310,6 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
         val_pairs=data.val_pairs,
         holdout_hands=data.holdout_hands,
     )
-    model = build_model(cfg.encoder, cfg.decoder_channels, cfg.encoder_weights)
-    if cfg.init_from:
-        load_initial_weights(model, Path(cfg.init_from), cfg.encoder)
-        log.info("starting from %s", cfg.init_from)
     model = model.to(dev)
     model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

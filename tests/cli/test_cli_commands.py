@@ -246,6 +246,21 @@ def test_train_with_a_wrong_config_is_one_line(handseg, tmp_path):
     assert len(lines) == 1 and lines[0].startswith(f"error: {config}: unknown setting(s) learning_rate; known: ")
 
 
+def test_train_from_an_int8_file_fails_at_once_in_one_line(handseg, tmp_path):
+    pytest.importorskip("segmentation_models_pytorch")
+    int8 = Path(registry.__file__).parent / "models" / "handseg-lite2-int8.onnx"
+    config = tmp_path / "ft.toml"
+    config.write_text(f'name = "ft"\nencoder = "tf_efficientnet_lite2"\nencoder_weights = "none"\n'
+                      f'init_from = "{int8}"\n[data]\nframes = ["nowhere"]\n')
+
+    run = handseg("train", config, "--out", tmp_path / "run", "--data-root", tmp_path)
+
+    assert run.exit_code == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert "handseg-lite2-int8.onnx: its weights do not fit" in lines[0] and "int8 file" in lines[0]
+
+
 def test_export_refuses_a_file_that_is_no_checkpoint(handseg, tmp_path):
     pytest.importorskip("segmentation_models_pytorch")
     checkpoint = tmp_path / "model.safetensors"

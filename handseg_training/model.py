@@ -86,10 +86,15 @@ def load_encoder_file(encoder: nn.Module, path: Path) -> None:
     """Load an encoder state dict from a file; keys may carry an `encoder.` prefix."""
     state = read_state_dict(path)
     state = {k.removeprefix("encoder."): v for k, v in state.items()}
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
-    unexpected = [k for k in unexpected if not k.startswith("fc.")]
+    load_fitting(encoder, state, f"{path}: does not match the encoder", ignore_unexpected=("fc.",))
+
+
+def load_fitting(module: nn.Module, state: dict, problem: str, advice: str = "",
+                 ignore_missing: tuple[str, ...] = (), ignore_unexpected: tuple[str, ...] = ()) -> None:
+    """`load_state_dict` that names what does not fit: `problem (N missing keys, e.g. ...)advice`."""
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith(ignore_missing)] if ignore_missing else missing
+    unexpected = [k for k in unexpected if not k.startswith(ignore_unexpected)] if ignore_unexpected else unexpected
     if missing or unexpected:
-        raise ValueError(
-            f"{path}: does not match the encoder ({len(missing)} missing keys, e.g. {missing[:3]}; "
-            f"{len(unexpected)} unexpected, e.g. {unexpected[:3]})"
-        )
+        raise ValueError(f"{problem} ({len(missing)} missing keys, e.g. {missing[:3]}; "
+                         f"{len(unexpected)} unexpected, e.g. {unexpected[:3]}){advice}")

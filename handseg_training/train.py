@@ -24,7 +24,7 @@ from handseg_training import data as D
 from handseg_training import datasets as DS
 from handseg_training.augment import composites, photometric, random_crops
 from handseg_training.config import TrainConfig, to_dict
-from handseg_training.model import build_model
+from handseg_training.model import build_model, load_fitting
 from handseg_training.oodset import excluded
 
 log = logging.getLogger(__name__)
@@ -263,14 +263,9 @@ def load_initial_weights(model: torch.nn.Module, path: Path, encoder: str) -> No
     else:
         state, _ = read_checkpoint(path)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise ValueError(
-            f"{path}: its weights do not fit this model ({len(missing)} missing, e.g. {missing[:2]}; "
-            f"{len(unexpected)} unexpected, e.g. {unexpected[:2]}); start from a checkpoint or a float "
-            "export of the same encoder and decoder (an int8 file or one with folded batch norms cannot be trained)"
-        )
+    load_fitting(model, state, f"{path}: its weights do not fit this model",
+                 "; start from a checkpoint or a float export of the same encoder and decoder (an int8 file "
+                 "or one with folded batch norms cannot be trained)", ignore_missing=("num_batches_tracked",))
 
 
 def load_checkpoint(path: Path) -> tuple[torch.nn.Module, TrainConfig]:

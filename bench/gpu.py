@@ -20,17 +20,18 @@ from pathlib import Path
 
 import torch
 
-from handseg_training.model import build_model
+from handseg_training.model import build_model, load_fitting
 from handseg_training.train import read_onnx_weights
 
 MODELS = Path(__file__).parents[1] / "handseg_core" / "models"
 
 
 def packaged(name: str) -> torch.nn.Module:
-    state, meta = read_onnx_weights(MODELS / f"{name}.onnx")
+    path = MODELS / f"{name}.onnx"
+    state, meta = read_onnx_weights(path)
     channels = state["decoder.aspp.0.convs.0.0.weight"].shape[0]
     model = build_model(meta["encoder"], channels, None)
-    model.load_state_dict(state, strict=False)
+    load_fitting(model, state, f"{path}: its weights do not fit", ignore_missing=("num_batches_tracked",))
     return model
 
 

@@ -28,6 +28,16 @@ def resized_size(height: int, width: int, long_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def resize_long_side(image: np.ndarray, long_side: int) -> np.ndarray:
+    """`image` with its long side at `long_side` (aspect kept): averaged when reduced (INTER_AREA),
+    interpolated when enlarged; the image itself when it is that size already."""
+    h, w = image.shape[:2]
+    rh, rw = resized_size(h, w, long_side)
+    if (rh, rw) == (h, w):
+        return image
+    return cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR)
+
+
 def prepare(
     image: np.ndarray,
     long_side: int,
@@ -40,10 +50,8 @@ def prepare(
     Padding repeats the border pixels so that the network sees no artificial edge.
     """
     h, w = image.shape[:2]
-    rh, rw = resized_size(h, w, long_side)
-    if (rh, rw) != (h, w):
-        interpolation = cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR
-        image = cv2.resize(image, (rw, rh), interpolation=interpolation)
+    image = resize_long_side(image, long_side)
+    rh, rw = image.shape[:2]
     ph, pw = -rh % stride, -rw % stride
     if ph or pw:  # padded while still uint8: a quarter of the bytes to copy
         image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_REPLICATE)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from handseg_core.preprocess import prepare, resized_size, restore
+from handseg_core.preprocess import prepare, resize_long_side, resized_size, restore
 
 HALF = (0.5, 0.5, 0.5)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -22,6 +22,21 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 ])
 def test_resized_size(hw, long_side, expected):
     assert resized_size(*hw, long_side) == expected
+
+
+def test_resize_long_side_averages_down_and_interpolates_up():
+    """Reduced: each output pixel is the mean of the block it covers (no aliasing from a stripe
+    pattern); enlarged: smooth; at its size already: the image itself, not a copy."""
+    stripes = np.zeros((64, 128, 3), np.uint8)
+    stripes[:, ::2] = 200  # one-pixel stripes: a point sample would give 0 or 200
+    reduced = resize_long_side(stripes, 32)
+    assert reduced.shape == (16, 32, 3)
+    assert np.abs(reduced.astype(int) - 100).max() <= 1
+    ramp = np.repeat(np.linspace(0, 250, 10, dtype=np.uint8)[None, :, None], 3, axis=2).repeat(5, axis=0)
+    enlarged = resize_long_side(ramp, 40)
+    assert enlarged.shape == (20, 40, 3)
+    assert (np.diff(enlarged[10, :, 0].astype(int)) >= 0).all()
+    assert resize_long_side(stripes, 128) is stripes
 
 
 @pytest.mark.parametrize("hw", [(100, 200), (37, 53), (1, 1), (8, 6000), (512, 512), (300, 17)])

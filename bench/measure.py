@@ -106,7 +106,8 @@ def handseg_ort(job: dict) -> dict:
     from handseg_core import registry
     from handseg_core.images import load_rgb
     from handseg_core.postprocess import Refinement, refine, snap_to_edges
-    from handseg_core.preprocess import prepare, restore
+    from handseg_core.preprocess import prepare, resize_long_side, restore
+    from handseg_core.session import FIND_SIZE
 
     start = time.perf_counter()
     segmenter = handseg_core.load_model(job["model"], device=job.get("device", "cpu"), threads=job.get("threads"))
@@ -147,10 +148,12 @@ def handseg_ort(job: dict) -> dict:
             return segmenter._decode(path, size)
 
         small = reduced_decode(image)[0]
+        view = resize_long_side(small, size)
         photo = _phone_photo(image, Path(job.get("tmp_dir") or tempfile.mkdtemp(prefix="handseg-bench-")))
         stages = {
             f"decode (the engine's, {small.shape[1]}x{small.shape[0]})": lambda: reduced_decode(image),
             "preprocess": lambda: prepare(small, size, spec.mean, spec.std, spec.stride),
+            f"quick pass (the view reduced to {FIND_SIZE}, network, hand extent)": lambda: segmenter._fitted_size(view, size),
             "inference": lambda: segmenter._run(prepared.tensor),
             "restore": lambda: restore(probability_padded, prepared),
             "snap edges": lambda: snap_to_edges(probability, rgb),
@@ -158,6 +161,8 @@ def handseg_ort(job: dict) -> dict:
             "encode_png": lambda: encode_png(mask),
             # for comparison, not part of the engine's path
             "compare: decode the whole image": lambda: load_rgb(image),
+            f"compare: the quick pass's reduction to {FIND_SIZE}, from the view": lambda: resize_long_side(view, FIND_SIZE),
+            "compare: the same from the decoded photo (the quick pass until 2026-11-27)": lambda: resize_long_side(small, FIND_SIZE),
             "compare: 4032x2268 photo, end to end": lambda: encode_png(segmenter.segment(photo, refinement, input_size=size).mask),
             "compare: 4032x2268 photo, end to end from the whole decode":
                 lambda: encode_png(segmenter.segment(load_rgb(photo), refinement, input_size=size).mask),

@@ -137,6 +137,34 @@ def test_default_model_exports_and_runs(_rembg_env):
     assert out.shape == (1, 1, adapter.OUTPUT_SIZE, adapter.OUTPUT_SIZE) and np.isfinite(out).all()
 
 
+GOLDEN = Path(__file__).parents[1] / "data" / "golden"
+
+
+@pytest.mark.parametrize("photo, floor", [
+    ("hands11k_fair_Hand_0000006", 0.85),  # a hand filling the photo: 0.045 when the graph enlarged rembg's 320 to 512
+    ("hands11k_dark_Hand_0001040", 0.85),
+    ("egohands_padova_12", 0.70),  # small hands in a wide frame: rembg's squash costs some
+    ("egohands_padova_17", 0.70),
+])
+def test_default_models_export_finds_the_hands_under_rembg_rules(_rembg_env, photo, floor):
+    """The shipped model, as rembg runs it: close-ups whose hand fills the frame are found."""
+    path, _ = adapter.export_for_rembg()
+    image = Image.open(GOLDEN / f"{photo}.jpg")
+    alpha = rembg_mask(run_exported(path, image), image.size)
+    truth = np.asarray(Image.open(GOLDEN / f"{photo}.truth.png").convert("L")) >= 128
+    assert hand_iou(alpha > 127, truth) >= floor
+
+
+@pytest.mark.parametrize("input_size, stride, expected", [(512, 32, 320), (320, 32, 320), (256, 32, 256),
+                                                          (100, 32, 96), (20, 32, 32), (330, 8, 320)])
+def test_network_reads_rembgs_image_at_its_size_or_the_models_smaller_one(input_size, stride, expected):
+    from dataclasses import replace
+
+    from tiny_model import SPEC
+
+    assert adapter.network_size(replace(SPEC, input_size=input_size, stride=stride)) == expected
+
+
 def test_default_home_is_the_legacy_folder_that_every_rembg_accepts(monkeypatch, tmp_path):
     monkeypatch.delenv("REMBG_HOME")
     assert adapter.default_rembg_home() == tmp_path / "home" / ".u2net"

@@ -8,12 +8,17 @@ stretches it from its minimum to its maximum, and resizes that to the image size
 The exported graph wraps the handseg network so that it works under those rules:
 
 - in front, nodes undo rembg's normalisation and apply the model's own (mean and std from its
-  spec); the network then reads rembg's 320x320 image as it is (`network_size`), where a hand
-  that fills the photo spans no more than it did in training. Enlarged to the model's input
-  size of 512 (until 2026-11-27), such hands were mostly missed: under rembg 2.0.86 itself, 11k
-  Hands held-out photos scored 0.227 IoU against 0.938 now, sign-language digits enlarged 5x
-  0.030 against 0.741; EgoHands frames, whose hands the squash makes small, lost 0.04
-  (0.780 -> 0.736 on egohands_cross14);
+  spec). The network then reads rembg's 320x320 image as it is (`network_size`), or smaller
+  where the hands fill it: a quick pass of a copy of the network at FIND_SIZE measures the
+  largest hand and the side follows the engine's rule (`HandSegmenter.fitted_size`; regions
+  cannot be labelled in a graph, so a hand's extent is its longest run of rows or columns). The
+  graph enlarged rembg's image to the model's 512 until 2026-11-27, where hands that fill the
+  photo are mostly missed. Under rembg 2.0.86 itself (`python -m handseg_training.devsets
+  MODEL --rembg`, 100 photos a set), 512 / 320 / 320 with the quick pass: 11k Hands held-out
+  0.227 / 0.938 / 0.945, sign-language digits 0.024 / 0.726 / 0.790, out-of-domain close-ups
+  0.780 / 0.875 / 0.873, hands over faces 0.795 / 0.810 / 0.809; EgoHands frames, whose hands
+  rembg's squash makes small, lose (egohands_cross14 0.780 / 0.736 / 0.736). The quick pass
+  costs about 12 ms (2 threads);
 - behind, nodes resize the probability to OUTPUT_SIZE x OUTPUT_SIZE and set its top-left pixel
   to 1 and the one beside it to 0. rembg's min-max stretch then changes nothing: without this a
   photo with no hand (all probabilities low) would be stretched into false foreground.
@@ -28,6 +33,7 @@ does not reliably remove it.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
@@ -38,6 +44,7 @@ import numpy as np
 
 from handseg_core import HandsegError, ModelError, __version__, load_model
 from handseg_core import registry
+from handseg_core.session import FIND_SIZE, HAND_EXTENT, HAND_LIMIT
 
 REMBG_SESSION = "u2net_custom"
 REMBG_MEAN = (0.485, 0.456, 0.406)
@@ -93,19 +100,22 @@ def _constant(name: str, values, dtype=np.float32):
     return numpy_helper.from_array(np.asarray(values, dtype=dtype), name)
 
 
-def _resize_nodes(source: str, target: str, height: int, width: int, prefix: str) -> tuple[list, list]:
-    """Nodes resizing NCHW `source` to height x width (bilinear), keeping N and C."""
+def _resize_nodes(source: str, target: str, height: int, width: int, prefix: str,
+                  hw: str | None = None) -> tuple[list, list]:
+    """Nodes resizing NCHW `source` to height x width (bilinear), keeping N and C; or, given
+    `hw`, to the size in that int64 [2] tensor."""
     from onnx import helper
 
     initializers = [
         _constant(f"{prefix}_zero", [0], np.int64),
         _constant(f"{prefix}_two", [2], np.int64),
-        _constant(f"{prefix}_hw", [height, width], np.int64),
     ]
+    if hw is None:
+        initializers.append(_constant(f"{prefix}_hw", [height, width], np.int64))
     nodes = [
         helper.make_node("Shape", [source], [f"{prefix}_shape"]),
         helper.make_node("Slice", [f"{prefix}_shape", f"{prefix}_zero", f"{prefix}_two"], [f"{prefix}_nc"]),
-        helper.make_node("Concat", [f"{prefix}_nc", f"{prefix}_hw"], [f"{prefix}_sizes"], axis=0),
+        helper.make_node("Concat", [f"{prefix}_nc", hw or f"{prefix}_hw"], [f"{prefix}_sizes"], axis=0),
         helper.make_node(
             "Resize", [source, "", "", f"{prefix}_sizes"], [target],
             mode="linear", coordinate_transformation_mode="half_pixel",
@@ -140,6 +150,106 @@ def _input_nodes(spec: registry.ModelSpec, rembg_input: str, network_input: str)
         return nodes, initializers
     resize, resize_initializers = _resize_nodes(normalised, network_input, size, size, "rembg_in")
     return nodes + resize, initializers + resize_initializers
+
+
+def _copied_nodes(nodes: list, keep: set[str], prefix: str) -> list:
+    """Copies of `nodes` reading and writing tensors renamed with `prefix`, except those in `keep`
+    (the weights, which both copies share)."""
+    copies = []
+    for node in nodes:
+        if any(attribute.g.node or attribute.graphs for attribute in node.attribute):
+            raise ModelError(f"the rembg export cannot copy a {node.op_type} node with a subgraph: "
+                             "export a model without control flow")
+        twin = copy.deepcopy(node)
+        twin.input[:] = [name if not name or name in keep else prefix + name for name in twin.input]
+        twin.output[:] = [prefix + name for name in twin.output]
+        if twin.name:
+            twin.name = prefix + twin.name
+        copies.append(twin)
+    return copies
+
+
+def _reduce_max(source: str, target: str, axes: list[int] | None, opset: int, keepdims: int = 1):
+    """ReduceMax over `axes` (all when None), in the form of `opset` (axes an input from 18)."""
+    from onnx import helper
+
+    if axes is None:
+        return helper.make_node("ReduceMax", [source], [target], keepdims=keepdims)
+    if opset >= 18:
+        return helper.make_node("ReduceMax", [source, f"{target}_axes"], [target], keepdims=keepdims)
+    return helper.make_node("ReduceMax", [source], [target], axes=axes, keepdims=keepdims)
+
+
+def _fitted_side_nodes(probability: str, side: str, spec: registry.ModelSpec, opset: int) -> tuple[list, list]:
+    """Nodes turning the quick pass's FIND_SIZE-square probability into the side the network
+    sees the photo at (int64 [2], square), by the engine's rule (`HandSegmenter.fitted_size`):
+    `network_size`, or where the largest hand spans more than HAND_LIMIT pixels at it, the side
+    at which it spans HAND_EXTENT, a multiple of the stride, within [floor, network_size].
+
+    The engine measures the largest connected hand; a graph cannot label regions, so here a
+    hand's extent is the longest unbroken run of rows or of columns holding hand pixels, after an
+    opening of 5x5 that drops specks. Hands side by side or one above the other stay apart in
+    one of the two directions.
+    """
+    from onnx import TensorProto, helper
+
+    n, size = FIND_SIZE, network_size(spec)
+    floor = max(FIND_SIZE, spec.min_input_size)
+    initializers = [
+        _constant("quick_half", 0.5),
+        _constant("quick_minus_one", -1.0),
+        _constant("quick_index", np.arange(n, dtype=np.float32).reshape(1, 1, 1, n)),
+        _constant("quick_find_size", float(n)),
+        _constant("quick_size", float(size)),
+        _constant("quick_limit", float(HAND_LIMIT)),
+        _constant("quick_extent_target", float(HAND_EXTENT)),
+        _constant("quick_stride", float(spec.stride)),
+        _constant("quick_floor", float(floor)),
+        _constant("quick_tiny", 1e-6),
+        _constant("quick_one", [1], np.int64),
+    ]
+    if opset >= 18:
+        initializers += [_constant("quick_columns_axes", [2], np.int64), _constant("quick_rows_axes", [3], np.int64)]
+    nodes = [
+        helper.make_node("GreaterOrEqual", [probability, "quick_half"], ["quick_hand"]),
+        helper.make_node("Cast", ["quick_hand"], ["quick_occupied"], to=TensorProto.FLOAT),
+        helper.make_node("Neg", ["quick_occupied"], ["quick_negated"]),
+        helper.make_node("MaxPool", ["quick_negated"], ["quick_negated_max"], kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
+        helper.make_node("Neg", ["quick_negated_max"], ["quick_eroded"]),
+        helper.make_node("MaxPool", ["quick_eroded"], ["quick_opened"], kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
+        _reduce_max("quick_opened", "quick_columns", [2], opset),  # [N, 1, 1, n]: a hand in the column
+        _reduce_max("quick_opened", "quick_rows", [3], opset),  # [N, 1, n, 1]
+        helper.make_node("Transpose", ["quick_rows"], ["quick_rows_t"], perm=[0, 1, 3, 2]),
+    ]
+    for profile in ("quick_columns", "quick_rows_t"):
+        # The run of hand ending at i has length i - (the last index <= i without hand); that
+        # last index is a running maximum: a max pool over everything to the left.
+        nodes += [
+            helper.make_node("Greater", [profile, "quick_half"], [f"{profile}_on"]),
+            helper.make_node("Where", [f"{profile}_on", "quick_minus_one", "quick_index"], [f"{profile}_gaps"]),
+            helper.make_node("MaxPool", [f"{profile}_gaps"], [f"{profile}_last_gap"], kernel_shape=[1, n],
+                             pads=[0, n - 1, 0, 0]),
+            helper.make_node("Sub", ["quick_index", f"{profile}_last_gap"], [f"{profile}_runs"]),
+            _reduce_max(f"{profile}_runs", f"{profile}_longest", None, opset, keepdims=0),
+        ]
+    nodes += [
+        helper.make_node("Max", ["quick_columns_longest", "quick_rows_t_longest"], ["quick_longest"]),
+        helper.make_node("Div", ["quick_longest", "quick_find_size"], ["quick_extent"]),
+        helper.make_node("Mul", ["quick_extent", "quick_size"], ["quick_span"]),
+        helper.make_node("Greater", ["quick_span", "quick_limit"], ["quick_too_large"]),
+        helper.make_node("Max", ["quick_extent", "quick_tiny"], ["quick_extent_safe"]),
+        helper.make_node("Div", ["quick_extent_target", "quick_extent_safe"], ["quick_side_raw"]),
+        helper.make_node("Div", ["quick_side_raw", "quick_stride"], ["quick_strides"]),
+        helper.make_node("Floor", ["quick_strides"], ["quick_strides_whole"]),
+        helper.make_node("Mul", ["quick_strides_whole", "quick_stride"], ["quick_side_strided"]),
+        helper.make_node("Min", ["quick_side_strided", "quick_size"], ["quick_side_capped"]),
+        helper.make_node("Max", ["quick_side_capped", "quick_floor"], ["quick_side_fitted"]),
+        helper.make_node("Where", ["quick_too_large", "quick_side_fitted", "quick_size"], ["quick_side"]),
+        helper.make_node("Cast", ["quick_side"], ["quick_side_int"], to=TensorProto.INT64),
+        helper.make_node("Reshape", ["quick_side_int", "quick_one"], ["quick_side_1"]),
+        helper.make_node("Concat", ["quick_side_1", "quick_side_1"], [side], axis=0),
+    ]
+    return nodes, initializers
 
 
 def _output_nodes(probability: str, output: str) -> tuple[list, list]:
@@ -201,12 +311,23 @@ def rembg_graph_bytes(onnx_bytes: bytes, spec: registry.ModelSpec) -> bytes:
     _rename(graph, inputs[0].name, "handseg_input")
     _rename(graph, graph.output[0].name, "handseg_probability")
 
-    front, front_init = _input_nodes(spec, "image", "handseg_input")
-    back, back_init = _output_nodes("handseg_probability", "probability")
     network = list(graph.node)
+    back, back_init = _output_nodes("handseg_probability", "probability")
+    size = network_size(spec)
+    if size <= max(FIND_SIZE, spec.min_input_size, HAND_LIMIT):  # as in the engine: no hand can be too large
+        front, front_init = _input_nodes(spec, "image", "handseg_input")
+        adapt, adapt_init = [], []
+    else:  # the engine's quick pass, with its own copy of the network (the weights are shared)
+        front, front_init = _input_nodes(spec, "image", "handseg_view")
+        keep = {i.name for i in graph.initializer}
+        quick_in, quick_in_init = _resize_nodes("handseg_view", "quick_handseg_input", FIND_SIZE, FIND_SIZE, "quick_in")
+        measure, measure_init = _fitted_side_nodes("quick_handseg_probability", "handseg_side", spec, opset)
+        main_in, main_in_init = _resize_nodes("handseg_view", "handseg_input", 0, 0, "main_in", hw="handseg_side")
+        adapt = [*quick_in, *_copied_nodes(network, keep, "quick_"), *measure, *main_in]
+        adapt_init = [*quick_in_init, *measure_init, *main_in_init]
     del graph.node[:]
-    graph.node.extend([*front, *network, *back])
-    graph.initializer.extend([*front_init, *back_init])
+    graph.node.extend([*front, *adapt, *network, *back])
+    graph.initializer.extend([*front_init, *adapt_init, *back_init])
     del graph.input[:]
     graph.input.extend([helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "height", "width"])])
     del graph.output[:]

@@ -18,7 +18,7 @@ import handseg_core
 from handseg_core import HandsegError, ModelError, registry
 from handseg_core.metrics import hand_iou
 from handseg_plugins import rembg as adapter
-from tiny_model import hand_picture, red_model_bytes, write_red_model
+from tiny_model import HAND_RGB, hand_picture, red_model_bytes, write_red_model
 
 onnx = pytest.importorskip("onnx", reason="the rembg export needs onnx (pip install 'handseg[rembg]')")
 
@@ -163,6 +163,36 @@ def test_network_reads_rembgs_image_at_its_size_or_the_models_smaller_one(input_
     from tiny_model import SPEC
 
     assert adapter.network_size(replace(SPEC, input_size=input_size, stride=stride)) == expected
+
+
+def _side_of_the_graph(model_path: Path, image: Image.Image) -> int:
+    """The square side at which the exported graph's network sees `image` (its `handseg_side`)."""
+    model = onnx.load_from_string(adapter.rembg_graph_bytes(model_path.read_bytes(), handseg_core.load_model(str(model_path)).spec))
+    model.graph.output.append(onnx.helper.make_tensor_value_info("handseg_side", onnx.TensorProto.INT64, [2]))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    side = session.run(["handseg_side"], {"image": rembg_input(image)})[0]
+    assert side[0] == side[1]
+    return int(side[0])
+
+
+@pytest.mark.parametrize("hand, gap", [(40, 0), (200, 0), (260, 0), (285, 0), (290, 0), (320, 0), (140, 20)])
+def test_the_graph_fits_the_networks_size_to_the_hands_as_the_engine_does(tmp_path, hand, gap):
+    """A model of input size 512 sees rembg's 320x320 image at 320, or smaller where the largest
+    hand would span more than HAND_LIMIT pixels, by the engine's own rule (`fitted_size`); two
+    hands side by side (a gap between them) count as two."""
+    from handseg_core.session import HAND_LIMIT
+
+    model = write_red_model(tmp_path, "wide", input_size=512, stride=32)
+    rgb = np.full((320, 320, 3), (40, 160, 160), np.uint8)
+    top = (320 - hand // 2) // 2
+    if gap:  # two hands of `hand` px each, side by side
+        rgb[top:top + hand // 2, 5:5 + hand] = HAND_RGB
+        rgb[top:top + hand // 2, 5 + hand + gap:5 + 2 * hand + gap] = HAND_RGB
+    else:
+        rgb[top:top + hand // 2, (320 - hand) // 2:(320 - hand) // 2 + hand] = HAND_RGB
+    engine = handseg_core.load_model(str(model)).fitted_size(rgb, 320)
+    assert _side_of_the_graph(model, Image.fromarray(rgb)) == engine
+    assert (engine < 320) == (hand > HAND_LIMIT)
 
 
 def test_default_home_is_the_legacy_folder_that_every_rembg_accepts(monkeypatch, tmp_path):

@@ -4,13 +4,15 @@
 
 Sets: egohands_cross14 (cross-video test), egohands_400 (training frames), the 11k Hands
 subjects held out of training (per skin-colour group too), massey_asl and sign_digits (training
-photos). Protocol: mean per-image hand IoU with the default refinement, as `handseg eval`.
+photos). Protocol: mean per-image hand IoU with the default refinement, as `handseg eval`; with
+`--rembg`, of the mask rembg makes with the model's rembg export, cut at half.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -42,9 +44,39 @@ def enlarged(image_path: Path, mask_path: Path, zoom: float) -> tuple[np.ndarray
     return big, cv2.resize(truth.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
 
 
+def rembg_segmenter(model: str):
+    """A function from an image (path or RGB array) to the hand mask that rembg itself makes with
+    `model`'s rembg export (`handseg export --format rembg`), cut at half."""
+    import tempfile
+
+    import rembg
+    from PIL import Image
+
+    from handseg_plugins.rembg import REMBG_SESSION, export_for_rembg
+
+    home = Path(tempfile.mkdtemp(prefix="handseg-rembg-"))
+    path, _ = export_for_rembg(model, home)
+    os.environ["U2NET_HOME"] = str(home)  # rembg accepts model paths only inside its folders
+    session = rembg.new_session(REMBG_SESSION, model_path=str(path))
+
+    def segment(image) -> np.ndarray:
+        rgb = D.read_rgb(image) if isinstance(image, Path) else image
+        return np.asarray(rembg.remove(Image.fromarray(rgb), session=session, only_mask=True)) >= 128
+
+    return segment
+
+
 def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, refinement: Refinement | None = None,
-            limit: int | None = None, flip_tta: bool = False, zoom: float = 1.0, adapt_size: bool = True) -> dict:
-    session = load_model(model, device="cpu")
+            limit: int | None = None, flip_tta: bool = False, zoom: float = 1.0, adapt_size: bool = True,
+            via_rembg: bool = False) -> dict:
+    if via_rembg:
+        segment = rembg_segmenter(model)
+    else:
+        session = load_model(model, device="cpu")
+
+        def segment(image) -> np.ndarray:
+            return session.segment(image, refinement, input_size=input_size, flip_tta=flip_tta,
+                                   adapt_size=adapt_size).mask > 0
     results = {}
     for name in sets:
         pairs, groups = pairs_of(name, root)
@@ -57,8 +89,7 @@ def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, re
                 image, truth = image_path, D.read_mask(mask_path) >= 128
             else:
                 image, truth = enlarged(image_path, mask_path, zoom)
-            predicted = session.segment(image, refinement, input_size=input_size, flip_tta=flip_tta,
-                                        adapt_size=adapt_size).mask > 0
+            predicted = segment(image)
             overall.add(predicted, truth)
             if groups is not None:
                 by_group.setdefault(groups.get(image_path.stem, "unknown"), MaskStats()).add(predicted, truth)
@@ -81,10 +112,12 @@ def main() -> None:
     parser.add_argument("--zoom", type=float, default=1.0,
                         help="enlarge every photo this many times first (a stand-in for high-resolution photos)")
     parser.add_argument("--fixed-size", action="store_true", help="one pass at --size, no adapting to the hands' size")
+    parser.add_argument("--rembg", action="store_true",
+                        help="run the model's rembg export through rembg itself (needs rembg installed)")
     parser.add_argument("--json")
     args = parser.parse_args()
     results = measure(args.model, Path(args.data_root), args.sets, args.size, limit=args.limit, flip_tta=args.flip_tta,
-                      zoom=args.zoom, adapt_size=not args.fixed_size)
+                      zoom=args.zoom, adapt_size=not args.fixed_size, via_rembg=args.rembg)
     for name, r in results.items():
         groups = "  ".join(f"{g} {v['iou']:.3f} ({v['images']})" for g, v in r.get("groups", {}).items())
         print(f"{name:18s} IoU {r['iou']:.4f}  images {r['images']:5d}  {r['seconds']:6.1f} s  {groups}")

@@ -39,3 +39,16 @@ def test_scores_per_set_and_with_flip_tta(tmp_path):
     assert flipped["good"]["iou"] == pytest.approx(plain["good"]["iou"], abs=0.02)  # a pointwise model
     limited = measure(str(model), tmp_path, sets=["good"], limit=2)
     assert limited["good"]["images"] == 2
+
+
+def test_scores_the_rembg_export_as_rembg_runs_it(tmp_path, monkeypatch):
+    pytest.importorskip("rembg", reason='rembg is not installed (pip install "rembg[cpu,cli]")')
+    for name in ("REMBG_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "u2net"))  # measure() points it elsewhere; undone after
+    _set(tmp_path / "good", 2, seed=0)
+    _set(tmp_path / "spoilt", 2, seed=10, spoil=True)
+    model = write_red_model(tmp_path / "models")
+    scores = measure(str(model), tmp_path, sets=["good", "spoilt"], via_rembg=True)
+    assert scores["good"]["images"] == 2 and scores["good"]["iou"] > 0.8
+    assert scores["spoilt"]["iou"] < 0.6

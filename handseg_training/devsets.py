@@ -26,13 +26,25 @@ from handseg_training import data as D
 SETS = ["egohands_cross14", "egohands_400", "hands11k_holdout", "massey_asl", "sign_digits"]
 
 
+def set_folder(name: str, root: Path) -> Path:
+    """The folder of set `name`: under `root`, else `name` itself as a path (absolute or from here).
+
+    Raises:
+        SystemExit: neither is a folder.
+    """
+    for folder in (root / name, Path(name)):
+        if folder.is_dir():
+            return folder
+    raise SystemExit(f"devsets: no set {name!r}: neither {root / name} nor {Path(name).resolve()} is a folder")
+
+
 def pairs_of(name: str, root: Path, holdout_fraction: float = 0.2, seed: int = 0):
     if name == "hands11k_holdout":
-        folder = root / "hands11k_subset"
+        folder = set_folder("hands11k_subset", root)
         info = D.hands11k_subjects(folder)
         _, held = D.split_by_subject(D.PairFolder(folder).pairs(), info, holdout_fraction, seed)
         return held, {stem: row["skinColor"] for stem, row in info.items()}
-    return D.PairFolder(root / name).pairs(), None
+    return D.PairFolder(set_folder(name, root)).pairs(), None
 
 
 def enlarged(image_path: Path, mask_path: Path, zoom: float) -> tuple[np.ndarray, np.ndarray]:

@@ -52,3 +52,14 @@ def test_scores_the_rembg_export_as_rembg_runs_it(tmp_path, monkeypatch):
     scores = measure(str(model), tmp_path, sets=["good", "spoilt"], via_rembg=True)
     assert scores["good"]["images"] == 2 and scores["good"]["iou"] > 0.8
     assert scores["spoilt"]["iou"] < 0.6
+
+
+def test_a_set_outside_the_root_is_found_by_its_path_and_a_missing_one_is_named(tmp_path, monkeypatch):
+    _set(tmp_path / "elsewhere" / "extra", 2, seed=0)
+    (tmp_path / "root").mkdir()
+    model = write_red_model(tmp_path / "models")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    scores = measure(str(model), tmp_path / "root", sets=["extra"], refinement=Refinement(snap_edges=False))
+    assert scores["extra"]["images"] == 2
+    with pytest.raises(SystemExit, match="no set 'missing'"):
+        measure(str(model), tmp_path / "root", sets=["missing"])

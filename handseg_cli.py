@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
     from handseg_core import HandSegmenter, Refinement, SegmentationResult
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 DEVICES = ("auto", "cpu", "cuda")
 REFINEMENT_FIELDS = ("threshold", "open_size", "close_size", "dilate", "erode", "min_area", "fill_holes", "feather")
 EXIT_FAILED = 1
@@ -318,6 +317,8 @@ class Plan:
 
 
 def is_image_name(path: Path) -> bool:
+    from handseg_core.images import IMAGE_SUFFIXES
+
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 

@@ -18,6 +18,14 @@ ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
 # Beyond this many pixels an image is refused before it is decoded (decompression bombs).
 MAX_PIXELS = 150_000_000
 
+# The file names the CLI and the web app take as images. HEIC/HEIF (iPhones' default) is read
+# with pillow-heif where it is installed (`pip install "handseg[heif]"`); without it such a file
+# gets an error saying so, rather than being passed over.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".hif")
+# ISO base media files whose first `ftyp` brand says HEIF: what a renamed HEIC file is known by.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"})
+_heif_registered = False
+
 
 def describe(source: ImageInput) -> str:
     """How to name an input in a message."""
@@ -62,6 +70,27 @@ def load_rgb_reduced(source: ImageInput, size_for: SizeFor) -> tuple[np.ndarray,
 _SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that turn the stored image by 90 degrees
 
 
+def _is_heif(p: Path) -> bool:
+    with open(p, "rb") as f:
+        head = f.read(12)
+    return head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
+
+
+def _can_read_heif() -> bool:
+    """Whether PIL opens HEIF files: pillow-heif's opener, registered on first need."""
+    global _heif_registered
+    if not _heif_registered:
+        try:
+            import pillow_heif
+        except ImportError:
+            return False
+        # pillow-heif applies the file's rotation itself and leaves an EXIF orientation of 1, so
+        # exif_transpose below turns nothing twice.
+        pillow_heif.register_heif_opener()
+        _heif_registered = True
+    return True
+
+
 def _open(path: str | os.PathLike, size_for: SizeFor | None = None) -> tuple[Image.Image, tuple[int, int]]:
     p = Path(path)
     if not p.exists():
@@ -71,6 +100,9 @@ def _open(path: str | os.PathLike, size_for: SizeFor | None = None) -> tuple[Ima
     if p.stat().st_size == 0:
         raise ImageError(str(p), "empty file (0 bytes)")
     try:
+        if _is_heif(p) and not _can_read_heif():
+            raise ImageError(str(p), 'a HEIC/HEIF photo: install pillow-heif to read it (pip install "handseg[heif]") '
+                                     "or save it as JPEG")
         with warnings.catch_warnings():
             # PIL warns from 89 Mpx; our own limit (MAX_PIXELS, checked below) decides.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -90,7 +122,7 @@ def _open(path: str | os.PathLike, size_for: SizeFor | None = None) -> tuple[Ima
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(str(p), "not an image file handseg can read (JPEG, PNG, WebP, GIF, BMP, TIFF)") from None
+        raise ImageError(str(p), "not an image file handseg can read (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC)") from None
     except Image.DecompressionBombError:
         raise ImageError(str(p), f"too large (handseg takes at most {MAX_PIXELS:,} pixels)") from None
     except OSError as exc:

@@ -14,10 +14,11 @@ from PIL import Image
 
 import handseg_core
 from handseg_core import HandSegmenter, ImageError, Refinement
+from handseg_core.images import IMAGE_SUFFIXES
 
 PREVIEW_SIZE = 1024
 CHECKER = 12
-UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
+UPLOAD_TYPES = tuple(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
 
 # None (transparent), a colour ("white", "#RRGGBB") or the bytes of an uploaded image.
 AppBackground = Union[None, str, bytes]

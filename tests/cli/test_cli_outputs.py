@@ -105,6 +105,22 @@ def test_folder_takes_only_images_and_recursive_keeps_the_tree(handseg, photos, 
     assert written == ["a.png", "b.png", "c.png", "sub/deep/d.png"]
 
 
+def test_a_folder_of_iphone_heic_photos_is_masked(handseg, red_model, tmp_path):
+    """HEIC files in a folder are taken as photos (with pillow-heif) and masked like the others."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason='HEIC needs pillow-heif (pip install "handseg[heif]")')
+    pillow_heif.register_heif_opener()
+    folder = tmp_path / "phone"
+    truth = save_picture(folder / "IMG_0001.png", 96, 64, seed=5)
+    Image.open(folder / "IMG_0001.png").save(folder / "IMG_0002.HEIC", format="HEIF", quality=95)
+    (folder / "IMG_0001.png").unlink()
+
+    run = handseg("mask", folder, "-o", tmp_path / "masks", "-m", red_model)
+
+    assert run.exit_code == 0, run.stderr
+    mask = np.asarray(Image.open(tmp_path / "masks" / "IMG_0002.png")) > 127
+    assert iou(mask, truth) > 0.8
+
+
 def test_recursive_run_does_not_take_its_own_outputs_as_inputs(handseg, photos, red_model):
     out = photos / "masks"
     first = handseg("mask", photos, "-o", out, "-m", red_model, "-r")

@@ -349,3 +349,49 @@ def test_png_and_arrays_are_not_reduced(tmp_path):
     for source in (tmp_path / "a.png", array, Image.fromarray(array)):
         rgb, displayed = load_rgb_reduced(source, lambda hw: (30, 40))
         assert displayed == (300, 400) and np.array_equal(rgb, array)
+
+
+def _heic(path: Path, rgb: np.ndarray, orientation: int = 1) -> Path:
+    """A HEIC file of `rgb` (pillow-heif writes it; the tests that need it skip without it)."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason='HEIC needs pillow-heif (pip install "handseg[heif]")')
+    pillow_heif.register_heif_opener()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(rgb).save(path, format="HEIF", quality=95, exif=exif.tobytes())
+    return path
+
+
+def _left_red(height: int = 60, width: int = 120) -> np.ndarray:
+    rgb = np.full((height, width, 3), 40, np.uint8)
+    rgb[:, : width // 4] = (230, 30, 40)
+    return rgb
+
+
+def test_heic_photos_load_at_their_displayed_orientation(tmp_path):
+    """As iPhones store them: a HEIC file, turned by its orientation; also under a .jpg name."""
+    upright = load_rgb(_heic(tmp_path / "upright.heic", _left_red()))
+    assert upright.shape == (60, 120, 3)
+    assert upright[:, :20, 0].mean() > 200 and upright[:, 40:, 0].mean() < 80
+    turned = load_rgb(_heic(tmp_path / "turned.heic", _left_red(), orientation=6))  # shown turned right
+    assert turned.shape == (120, 60, 3)
+    assert turned[:20, :, 0].mean() > 200 and turned[40:, :, 0].mean() < 80  # the red left edge is on top
+    renamed = tmp_path / "renamed.jpg"
+    renamed.write_bytes((tmp_path / "upright.heic").read_bytes())
+    assert np.abs(load_rgb(renamed).astype(int) - upright).max() == 0
+    reduced, displayed = load_rgb_reduced(tmp_path / "turned.heic", lambda hw: hw)
+    assert displayed == (120, 60) and reduced.shape == (120, 60, 3)
+
+
+def test_heic_without_pillow_heif_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # `import pillow_heif` fails
+    monkeypatch.setattr(images, "_heif_registered", False)
+    photo = tmp_path / "IMG_0001.HEIC"
+    photo.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    before = digest(photo)
+    with pytest.raises(ImageError) as caught:
+        load_rgb(photo)
+    assert_one_line_naming(caught.value, photo)
+    assert 'pip install "handseg[heif]"' in str(caught.value)
+    assert digest(photo) == before

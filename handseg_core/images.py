@@ -21,7 +21,7 @@ MAX_PIXELS = 150_000_000
 # The file names the CLI and the web app take as images. HEIC/HEIF (iPhones' default) is read
 # with pillow-heif where it is installed (`pip install "handseg[heif]"`); without it such a file
 # gets an error saying so, rather than being passed over.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".hif")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".avif", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".hif")
 # ISO base media files whose first `ftyp` brand says HEIF: what a renamed HEIC file is known by.
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"})
 _heif_registered = False
@@ -122,7 +122,7 @@ def _open(path: str | os.PathLike, size_for: SizeFor | None = None) -> tuple[Ima
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(str(p), "not an image file handseg can read (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC)") from None
+        raise ImageError(str(p), "not an image file handseg can read (JPEG, PNG, WebP, AVIF, GIF, BMP, TIFF, HEIC)") from None
     except Image.DecompressionBombError:
         raise ImageError(str(p), f"too large (handseg takes at most {MAX_PIXELS:,} pixels)") from None
     except OSError as exc:

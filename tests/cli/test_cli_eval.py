@@ -82,7 +82,7 @@ def test_eval_reports_a_bad_image_and_scores_the_rest(handseg, eval_set, red_mod
 
     assert run.exit_code == 1
     assert run.error_lines == [f"error: {eval_set / 'images' / 'p1.png'}: not an image file handseg can read "
-                               "(JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC)"]
+                               "(JPEG, PNG, WebP, AVIF, GIF, BMP, TIFF, HEIC)"]
     report = json.loads(run.stdout)
     assert report["images"] == 2 and report["failed"] == [str(eval_set / "images" / "p1.png")]
 

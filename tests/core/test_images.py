@@ -395,3 +395,11 @@ def test_heic_without_pillow_heif_says_what_to_install(tmp_path, monkeypatch):
     assert_one_line_naming(caught.value, photo)
     assert 'pip install "handseg[heif]"' in str(caught.value)
     assert digest(photo) == before
+
+
+@pytest.mark.skipif(not __import__("PIL.features").features.check("avif"), reason="this Pillow reads no AVIF")
+def test_avif_photos_load(tmp_path):
+    Image.fromarray(_left_red()).save(tmp_path / "photo.avif", quality=95)
+    rgb = load_rgb(tmp_path / "photo.avif")
+    assert rgb.shape == (60, 120, 3) and rgb[:, :20, 0].mean() > 200 and rgb[:, 40:, 0].mean() < 80
+    assert ".avif" in images.IMAGE_SUFFIXES

@@ -129,7 +129,7 @@ def test_every_background_choice_runs(red_model, app, choice):
 def test_a_bad_upload_is_one_clear_error_and_the_others_go_on(red_model, app):
     with_photos(app, ("broken.jpg", b"\xff\xd8 not a jpeg"), ("hand.png", png_bytes(hand_picture(64, 48)[0])))
     assert not app.exception
-    assert [e.value for e in app.error] == ["broken.jpg: not an image file handseg can read (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC)"]
+    assert [e.value for e in app.error] == ["broken.jpg: not an image file handseg can read (JPEG, PNG, WebP, AVIF, GIF, BMP, TIFF, HEIC)"]
     assert "Traceback" not in str([e.value for e in app.error])
     assert [s.value for s in app.subheader] == ["hand.png"]
 

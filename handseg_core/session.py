@@ -27,6 +27,7 @@ Device = Literal["auto", "cpu", "cuda"]
 FIND_SIZE = 192
 HAND_LIMIT = 280
 HAND_EXTENT = 200
+FIT_STEP = 32  # the fitted size is a multiple of this (the packaged models' stride)
 _PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
 
@@ -151,7 +152,7 @@ class HandSegmenter:
         extent = stats[1:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]][sizable].max() / max(rh, rw)  # of the long side
         if extent * size <= HAND_LIMIT:
             return size
-        return max(floor, min(size, int(HAND_EXTENT / extent) // 32 * 32))
+        return max(floor, min(size, int(HAND_EXTENT / extent) // FIT_STEP * FIT_STEP))
 
     def _network_view(self, rgb: np.ndarray, size: int, adapt_size: bool) -> np.ndarray:
         """`rgb` resized as the network sees it: long side `size`, or with `adapt_size`,

@@ -44,7 +44,7 @@ import numpy as np
 
 from handseg_core import HandsegError, ModelError, __version__, load_model
 from handseg_core import registry
-from handseg_core.session import FIND_SIZE, HAND_EXTENT, HAND_LIMIT
+from handseg_core.session import FIND_SIZE, FIT_STEP, HAND_EXTENT, HAND_LIMIT
 
 REMBG_SESSION = "u2net_custom"
 REMBG_MEAN = (0.485, 0.456, 0.406)
@@ -184,7 +184,7 @@ def _fitted_side_nodes(probability: str, side: str, spec: registry.ModelSpec, op
     """Nodes turning the quick pass's FIND_SIZE-square probability into the side the network
     sees the photo at (int64 [2], square), by the engine's rule (`HandSegmenter.fitted_size`):
     `network_size`, or where the largest hand spans more than HAND_LIMIT pixels at it, the side
-    at which it spans HAND_EXTENT, a multiple of the stride, within [floor, network_size].
+    at which it spans HAND_EXTENT, a multiple of FIT_STEP, within [floor, network_size].
 
     The engine measures the largest connected hand; a graph cannot label regions, so here a
     hand's extent is the longest unbroken run of rows or of columns holding hand pixels, after an
@@ -203,7 +203,7 @@ def _fitted_side_nodes(probability: str, side: str, spec: registry.ModelSpec, op
         _constant("quick_size", float(size)),
         _constant("quick_limit", float(HAND_LIMIT)),
         _constant("quick_extent_target", float(HAND_EXTENT)),
-        _constant("quick_stride", float(spec.stride)),
+        _constant("quick_step", float(FIT_STEP)),
         _constant("quick_floor", float(floor)),
         _constant("quick_tiny", 1e-6),
         _constant("quick_one", [1], np.int64),
@@ -239,10 +239,10 @@ def _fitted_side_nodes(probability: str, side: str, spec: registry.ModelSpec, op
         helper.make_node("Greater", ["quick_span", "quick_limit"], ["quick_too_large"]),
         helper.make_node("Max", ["quick_extent", "quick_tiny"], ["quick_extent_safe"]),
         helper.make_node("Div", ["quick_extent_target", "quick_extent_safe"], ["quick_side_raw"]),
-        helper.make_node("Div", ["quick_side_raw", "quick_stride"], ["quick_strides"]),
-        helper.make_node("Floor", ["quick_strides"], ["quick_strides_whole"]),
-        helper.make_node("Mul", ["quick_strides_whole", "quick_stride"], ["quick_side_strided"]),
-        helper.make_node("Min", ["quick_side_strided", "quick_size"], ["quick_side_capped"]),
+        helper.make_node("Div", ["quick_side_raw", "quick_step"], ["quick_steps"]),
+        helper.make_node("Floor", ["quick_steps"], ["quick_steps_whole"]),
+        helper.make_node("Mul", ["quick_steps_whole", "quick_step"], ["quick_side_stepped"]),
+        helper.make_node("Min", ["quick_side_stepped", "quick_size"], ["quick_side_capped"]),
         helper.make_node("Max", ["quick_side_capped", "quick_floor"], ["quick_side_fitted"]),
         helper.make_node("Where", ["quick_too_large", "quick_side_fitted", "quick_size"], ["quick_side"]),
         helper.make_node("Cast", ["quick_side"], ["quick_side_int"], to=TensorProto.INT64),

@@ -59,6 +59,8 @@ def enlarged(image_path: Path, mask_path: Path, zoom: float) -> tuple[np.ndarray
 def rembg_segmenter(model: str):
     """A function from an image (path or RGB array) to the hand mask that rembg itself makes with
     `model`'s rembg export (`handseg export --format rembg`), cut at half."""
+    import atexit
+    import shutil
     import tempfile
 
     import rembg
@@ -67,6 +69,7 @@ def rembg_segmenter(model: str):
     from handseg_plugins.rembg import REMBG_SESSION, export_for_rembg
 
     home = Path(tempfile.mkdtemp(prefix="handseg-rembg-"))
+    atexit.register(shutil.rmtree, home, True)
     path, _ = export_for_rembg(model, home)
     os.environ["U2NET_HOME"] = str(home)  # rembg accepts model paths only inside its folders
     session = rembg.new_session(REMBG_SESSION, model_path=str(path))

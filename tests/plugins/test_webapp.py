@@ -149,6 +149,21 @@ def test_process_matches_the_engine(red_model):
     assert item.cutout.mode == "RGB"  # the preview shows transparency as a checkerboard
 
 
+def test_an_iphone_heic_upload_is_processed(red_model):
+    """The uploader takes .heic, and the photo is read (with pillow-heif) like any other."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason='HEIC needs pillow-heif (pip install "handseg[heif]")')
+    pillow_heif.register_heif_opener()
+    from handseg_plugins.webapp.process import UPLOAD_TYPES
+
+    rgb, truth = hand_picture(160, 120, seed=4)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="HEIF", quality=95)
+    item = process(handseg_core.load_model(str(red_model)), "IMG_0001.HEIC", buffer.getvalue(), Refinement())
+    assert "heic" in UPLOAD_TYPES
+    assert item.stem == "IMG_0001" and item.mask.size == (160, 120)
+    assert hand_iou(np.asarray(Image.open(io.BytesIO(item.mask_png))) > 127, truth) > 0.8
+
+
 def test_process_passes_the_input_size_to_the_engine(red_model):
     rgb, _ = hand_picture(320, 240, seed=2)
     session = handseg_core.load_model(str(red_model))

@@ -63,6 +63,7 @@ def run_case(name, picture, procedure_name, prepare=None, **arguments):
     layers_before = len(image.get_layers())
     status, message = call(procedure_name, image, layer, **arguments)
     record = {"status": status, "message": message, "procedure": procedure_name, "threshold": arguments.get("threshold", 0.5),
+              "max_size": arguments.get("max-size", 0),
               "offsets": list(layer.get_offsets()[1:]), "canvas": [image.get_width(), image.get_height()]}
     if status == "success":
         if procedure_name == SELECT:
@@ -127,6 +128,8 @@ CASES = [
     ("float-select", "hand-rgba.png", SELECT, precision(Gimp.Precision.FLOAT_NON_LINEAR), {}),
     ("big-remove", "big.png", REMOVE, None, {}),
     ("has-mask-remove", "hand.png", REMOVE, add_mask_first, {}),
+    ("stripes-layer", "stripes.png", LAYER, None, {}),
+    ("stripes-fine-layer", "stripes.png", LAYER, None, {"max-size": 1024}),
 ]
 
 
@@ -145,6 +148,7 @@ def registration():
             "models": Gimp.param_spec_choice_get_choice(model).list_nicks(),
             "default_model": Gimp.param_spec_choice_get_default(model),
             "threshold_default": procedure.find_argument("threshold").get_default_value(),
+            "max_size_default": procedure.find_argument("max-size").get_default_value(),
         }
     return found
 

@@ -320,10 +320,13 @@ def rembg_graph_bytes(onnx_bytes: bytes, spec: registry.ModelSpec) -> bytes:
     else:  # the engine's quick pass, with its own copy of the network (the weights are shared)
         front, front_init = _input_nodes(spec, "image", "handseg_view")
         keep = {i.name for i in graph.initializer}
-        quick_in, quick_in_init = _resize_nodes("handseg_view", "quick_handseg_input", FIND_SIZE, FIND_SIZE, "quick_in")
-        measure, measure_init = _fitted_side_nodes("quick_handseg_probability", "handseg_side", spec, opset)
+        # The copy's tensors take a prefix that no name of the measuring nodes (quick_...) starts with.
+        copy_prefix = "quick_pass/"
+        quick_in, quick_in_init = _resize_nodes("handseg_view", copy_prefix + "handseg_input", FIND_SIZE, FIND_SIZE,
+                                                "quick_in")
+        measure, measure_init = _fitted_side_nodes(copy_prefix + "handseg_probability", "handseg_side", spec, opset)
         main_in, main_in_init = _resize_nodes("handseg_view", "handseg_input", 0, 0, "main_in", hw="handseg_side")
-        adapt = [*quick_in, *_copied_nodes(network, keep, "quick_"), *measure, *main_in]
+        adapt = [*quick_in, *_copied_nodes(network, keep, copy_prefix), *measure, *main_in]
         adapt_init = [*quick_in_init, *measure_init, *main_in_init]
     del graph.node[:]
     graph.node.extend([*front, *adapt, *network, *back])

@@ -139,9 +139,9 @@ class HandSegmenter:
     def _fitted_size(self, view: np.ndarray, size: int) -> int:
         """`fitted_size` of an image already resized to `size` (`view`): the quick pass reduces
         it, not the decoded photo, which takes a fifth of the time on a 1280x720 photo."""
-        floor = max(FIND_SIZE, self.spec.min_input_size)
-        if size <= max(floor, HAND_LIMIT):  # no hand can span more than HAND_LIMIT pixels
+        if not adapts_at(self.spec, size):
             return size
+        floor = fit_floor(self.spec)
         prepared = prepare(view, FIND_SIZE, self.spec.mean, self.spec.std, self.spec.stride)
         rh, rw = prepared.resized_hw
         found = (self._run(prepared.tensor)[0, 0, :rh, :rw] >= 0.5).astype(np.uint8)
@@ -270,6 +270,18 @@ def load_model(
                 del _cache[old]
             _cache[key] = session
     return session
+
+
+def fit_floor(spec: registry.ModelSpec) -> int:
+    """The smallest long side `HandSegmenter.fitted_size` gives: FIND_SIZE, or the model's
+    `min_input_size` where larger."""
+    return max(FIND_SIZE, spec.min_input_size)
+
+
+def adapts_at(spec: registry.ModelSpec, size: int) -> bool:
+    """Whether the quick pass can change `size`: only where a hand could span more than
+    HAND_LIMIT pixels and a smaller size is allowed."""
+    return size > max(fit_floor(spec), HAND_LIMIT)
 
 
 def inference_size(spec: registry.ModelSpec, shape: tuple[int, int], input_size: int | None = None) -> int:

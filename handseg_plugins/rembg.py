@@ -44,7 +44,7 @@ import numpy as np
 
 from handseg_core import HandsegError, ModelError, __version__, load_model
 from handseg_core import registry
-from handseg_core.session import FIND_SIZE, FIT_STEP, HAND_EXTENT, HAND_LIMIT
+from handseg_core.session import FIND_SIZE, FIT_STEP, HAND_EXTENT, HAND_LIMIT, adapts_at, fit_floor
 
 REMBG_SESSION = "u2net_custom"
 REMBG_MEAN = (0.485, 0.456, 0.406)
@@ -169,15 +169,17 @@ def _copied_nodes(nodes: list, keep: set[str], prefix: str) -> list:
     return copies
 
 
-def _reduce_max(source: str, target: str, axes: list[int] | None, opset: int, keepdims: int = 1):
-    """ReduceMax over `axes` (all when None), in the form of `opset` (axes an input from 18)."""
+def _reduce_max(source: str, target: str, axes: list[int] | None, opset: int, keepdims: int = 1) -> tuple[list, list]:
+    """ReduceMax over `axes` (all when None), in the form of `opset` (axes an input from 18):
+    (nodes, initializers)."""
     from onnx import helper
 
     if axes is None:
-        return helper.make_node("ReduceMax", [source], [target], keepdims=keepdims)
+        return [helper.make_node("ReduceMax", [source], [target], keepdims=keepdims)], []
     if opset >= 18:
-        return helper.make_node("ReduceMax", [source, f"{target}_axes"], [target], keepdims=keepdims)
-    return helper.make_node("ReduceMax", [source], [target], axes=axes, keepdims=keepdims)
+        return ([helper.make_node("ReduceMax", [source, f"{target}_axes"], [target], keepdims=keepdims)],
+                [_constant(f"{target}_axes", axes, np.int64)])
+    return [helper.make_node("ReduceMax", [source], [target], axes=axes, keepdims=keepdims)], []
 
 
 def _fitted_side_nodes(probability: str, side: str, spec: registry.ModelSpec, opset: int) -> tuple[list, list]:
@@ -193,8 +195,7 @@ def _fitted_side_nodes(probability: str, side: str, spec: registry.ModelSpec, op
     """
     from onnx import TensorProto, helper
 
-    n, size = FIND_SIZE, network_size(spec)
-    floor = max(FIND_SIZE, spec.min_input_size)
+    n, size, floor = FIND_SIZE, network_size(spec), fit_floor(spec)
     initializers = [
         _constant("quick_half", 0.5),
         _constant("quick_minus_one", -1.0),
@@ -208,8 +209,10 @@ def _fitted_side_nodes(probability: str, side: str, spec: registry.ModelSpec, op
         _constant("quick_tiny", 1e-6),
         _constant("quick_one", [1], np.int64),
     ]
-    if opset >= 18:
-        initializers += [_constant("quick_columns_axes", [2], np.int64), _constant("quick_rows_axes", [3], np.int64)]
+    # [N, 1, 1, n]: a hand in the column; [N, 1, n, 1]: in the row
+    columns, columns_init = _reduce_max("quick_opened", "quick_columns", [2], opset)
+    rows, rows_init = _reduce_max("quick_opened", "quick_rows", [3], opset)
+    initializers += columns_init + rows_init
     nodes = [
         helper.make_node("GreaterOrEqual", [probability, "quick_half"], ["quick_hand"]),
         helper.make_node("Cast", ["quick_hand"], ["quick_occupied"], to=TensorProto.FLOAT),
@@ -217,8 +220,8 @@ def _fitted_side_nodes(probability: str, side: str, spec: registry.ModelSpec, op
         helper.make_node("MaxPool", ["quick_negated"], ["quick_negated_max"], kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
         helper.make_node("Neg", ["quick_negated_max"], ["quick_eroded"]),
         helper.make_node("MaxPool", ["quick_eroded"], ["quick_opened"], kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
-        _reduce_max("quick_opened", "quick_columns", [2], opset),  # [N, 1, 1, n]: a hand in the column
-        _reduce_max("quick_opened", "quick_rows", [3], opset),  # [N, 1, n, 1]
+        *columns,
+        *rows,
         helper.make_node("Transpose", ["quick_rows"], ["quick_rows_t"], perm=[0, 1, 3, 2]),
     ]
     for profile in ("quick_columns", "quick_rows_t"):
@@ -230,7 +233,7 @@ def _fitted_side_nodes(probability: str, side: str, spec: registry.ModelSpec, op
             helper.make_node("MaxPool", [f"{profile}_gaps"], [f"{profile}_last_gap"], kernel_shape=[1, n],
                              pads=[0, n - 1, 0, 0]),
             helper.make_node("Sub", ["quick_index", f"{profile}_last_gap"], [f"{profile}_runs"]),
-            _reduce_max(f"{profile}_runs", f"{profile}_longest", None, opset, keepdims=0),
+            *_reduce_max(f"{profile}_runs", f"{profile}_longest", None, opset, keepdims=0)[0],
         ]
     nodes += [
         helper.make_node("Max", ["quick_columns_longest", "quick_rows_t_longest"], ["quick_longest"]),
@@ -314,7 +317,7 @@ def rembg_graph_bytes(onnx_bytes: bytes, spec: registry.ModelSpec) -> bytes:
     network = list(graph.node)
     back, back_init = _output_nodes("handseg_probability", "probability")
     size = network_size(spec)
-    if size <= max(FIND_SIZE, spec.min_input_size, HAND_LIMIT):  # as in the engine: no hand can be too large
+    if not adapts_at(spec, size):
         front, front_init = _input_nodes(spec, "image", "handseg_input")
         adapt, adapt_init = [], []
     else:  # the engine's quick pass, with its own copy of the network (the weights are shared)

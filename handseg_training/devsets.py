@@ -5,7 +5,8 @@
 Sets: egohands_cross14 (cross-video test), egohands_400 (training frames), the 11k Hands
 subjects held out of training (per skin-colour group too), massey_asl and sign_digits (training
 photos). Protocol: mean per-image hand IoU with the default refinement, as `handseg eval`; with
-`--rembg`, of the mask rembg makes with the model's rembg export, cut at half.
+`--rembg`, of the mask rembg makes with the model's rembg export, cut at half. The JSON keeps
+each photo's IoU, so two models' runs can be compared photo by photo (handseg_training.paired).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, re
         pairs, groups = pairs_of(name, root)
         if limit and len(pairs) > limit:  # an even spread over the set (its videos, subjects)
             pairs = pairs[:: len(pairs) // limit][:limit]
-        overall, by_group = MaskStats(), {}
+        overall, by_group, per_image = MaskStats(), {}, {}
         start = time.perf_counter()
         for image_path, mask_path in pairs:
             if zoom == 1.0:
@@ -105,13 +106,14 @@ def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, re
             else:
                 image, truth = enlarged(image_path, mask_path, zoom)
             predicted = segment(image)
-            overall.add(predicted, truth)
+            per_image[image_path.stem] = overall.add(predicted, truth)
             if groups is not None:
                 by_group.setdefault(groups.get(image_path.stem, "unknown"), MaskStats()).add(predicted, truth)
         result = overall.summary()
         result["seconds"] = round(time.perf_counter() - start, 1)
         if by_group:
             result["groups"] = {k: v.summary() for k, v in sorted(by_group.items())}
+        result["per_image"] = per_image  # for paired comparisons (python -m handseg_training.paired)
         results[name] = result
     return results
 

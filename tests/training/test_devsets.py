@@ -35,6 +35,9 @@ def test_scores_per_set_and_with_flip_tta(tmp_path):
     plain = measure(str(model), tmp_path, sets=["good", "spoilt"], refinement=unsnapped)
     assert plain["good"]["images"] == 3 and plain["good"]["iou"] > 0.95
     assert plain["spoilt"]["iou"] < 0.6
+    per_photo = plain["spoilt"]["per_image"]  # what handseg_training.paired compares
+    assert sorted(per_photo) == ["p0", "p1", "p2"]
+    assert np.mean(list(per_photo.values())) == pytest.approx(plain["spoilt"]["iou"])
     flipped = measure(str(model), tmp_path, sets=["good"], flip_tta=True, refinement=unsnapped)
     assert flipped["good"]["iou"] == pytest.approx(plain["good"]["iou"], abs=0.02)  # a pointwise model
     limited = measure(str(model), tmp_path, sets=["good"], limit=2)

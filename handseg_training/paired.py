@@ -89,9 +89,10 @@ def main() -> None:
     parser.add_argument("b", type=Path, help="devsets --json of the model compared with it")
     parser.add_argument("--resamples", type=int, default=10_000)
     args = parser.parse_args()
+    results = compare_files(args.a, args.b, args.resamples)
     print("| set | photos | A | B | B - A | 95% interval | B better | B worse |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, p in compare_files(args.a, args.b, args.resamples).items():
+    for name, p in results.items():
         mark = " *" if p.significant else ""
         print(f"| {Path(name).name} | {p.photos} | {p.mean_a:.3f} | {p.mean_b:.3f} | {p.difference:+.3f}{mark} | "
               f"{p.low:+.3f} to {p.high:+.3f} | {p.better} | {p.worse} |")

@@ -197,7 +197,7 @@ def model_options(command: Callable) -> Callable:
         click.option("--flip-tta", is_flag=True, help="Also run the mirrored image and average (slower)."),
         click.option("--fixed-size", is_flag=True,
                      help="Run the network once at --size, without first finding how large the hands are "
-                          "(a little faster; a hand that fills a large photo is then mostly missed)."),
+                          "(a little faster; a hand that fills a large photo is then partly missed, by handseg-lite0 mostly)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; errors still show."),
     ]
     for option in reversed(options):

@@ -21,9 +21,10 @@ Device = Literal["auto", "cpu", "cuda"]
 # Adapting the input size to the hands (`HandSegmenter.segment(adapt_size=True)`): a first pass at
 # FIND_SIZE finds the largest hand; where it would span more than HAND_LIMIT pixels at the size
 # asked for, the network sees the image at the size where it spans HAND_EXTENT. The packaged
-# models were trained on crops of 384 and miss most of a hand that spans more than about 300 of
-# their input pixels: 11k Hands photos enlarged 5x (900 px) scored 0.19 IoU at 512 (README,
-# Options at inference).
+# models were trained on crops of 384: handseg-lite0 misses most of a hand that spans more than
+# about 300 of its input pixels (11k Hands photos enlarged 5x, 900 px, scored 0.19 IoU at 512 with
+# the first lite2), and the default, which saw hands on their own background too, still scores
+# 0.02-0.05 higher on such photos adapted than in one pass (README, The input size adapts).
 FIND_SIZE = 192
 HAND_LIMIT = 280
 HAND_EXTENT = 200

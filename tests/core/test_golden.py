@@ -62,8 +62,10 @@ def test_close_to_ground_truth(session, photo):
 
 @pytest.mark.parametrize("photo", [p for p in PHOTOS if p.stem.startswith("hands11k")], ids=lambda p: p.stem)
 def test_a_hand_filling_a_large_photo_is_found(session, photo):
-    """The same close-up enlarged 5x (900 px, as a phone would take it): the network alone, at
-    its 512, misses most of a hand that large; adapted to the hand's size it finds it."""
+    """The same close-up enlarged 5x (900 px, as a phone would take it), adapted to the hand's size
+    (the default) and in one pass: the first packaged lite2 missed such a hand in one pass (0.19
+    IoU on 11k close-ups at 5x); the default since its soup with a run that saw hands on their own
+    background finds it either way (README, Models)."""
     import cv2
 
     rgb = np.asarray(Image.open(photo).convert("RGB"))
@@ -71,7 +73,7 @@ def test_a_hand_filling_a_large_photo_is_found(session, photo):
     big = cv2.resize(rgb, (900, 900), interpolation=cv2.INTER_CUBIC)
     big_truth = cv2.resize(truth.astype(np.uint8), (900, 900), interpolation=cv2.INTER_NEAREST) > 0
     assert hand_iou(session.segment(big).mask > 0, big_truth) >= TRUTH_IOU["hands11k"]
-    assert hand_iou(session.segment(big, adapt_size=False).mask > 0, big_truth) < 0.75
+    assert hand_iou(session.segment(big, adapt_size=False).mask > 0, big_truth) >= TRUTH_IOU["hands11k"]
 
 
 def test_face_is_not_a_hand(session):

@@ -14,8 +14,8 @@ from handseg_plugins.webapp.process import UPLOAD_TYPES, AppBackground, Processe
 BACKGROUNDS = ("Transparent", "White", "Colour", "Image")
 DEFAULTS = Refinement()
 # "Small hands in a large photo": the network sees large photos at this long side instead of the
-# model's 512 (README, Options at inference: egohands_cross14 0.769 -> 0.804, about twice the
-# time; close-ups and hands over faces enlarged 3x fall from 0.894 / 0.812 to 0.762 / 0.541).
+# model's 512 (README, Options at inference: egohands_cross14 0.789 -> 0.810, about twice the
+# time; close-ups and hands over faces enlarged 3x fall from 0.914 / 0.844 to 0.835 / 0.712).
 FINE_SIZE = 768
 
 

@@ -4,7 +4,6 @@ another's; a worker prints one JSON line with its figures."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import resource
@@ -108,7 +107,7 @@ def handseg_ort(job: dict) -> dict:
     from handseg_core.images import load_rgb
     from handseg_core.postprocess import Refinement, refine, snap_to_edges
     from handseg_core.preprocess import prepare, resize_long_side, restore
-    from handseg_core.session import FIND_SIZE, HandSegmenter, find_size
+    from handseg_core.session import FIND_SIZE
 
     start = time.perf_counter()
     segmenter = handseg_core.load_model(job["model"], device=job.get("device", "cpu"), threads=job.get("threads"))
@@ -150,15 +149,11 @@ def handseg_ort(job: dict) -> dict:
 
         small = reduced_decode(image)[0]
         view = resize_long_side(small, size)
-        quick = find_size(spec)
-        # the same quick pass at the engine's FIND_SIZE, timed beside the model's own, where they differ
-        engine_quick = None if quick == FIND_SIZE else HandSegmenter(
-            dataclasses.replace(spec, find_size=0), device=job.get("device", "cpu"), threads=job.get("threads"))
         photo = _phone_photo(image, Path(job.get("tmp_dir") or tempfile.mkdtemp(prefix="handseg-bench-")))
         stages = {
             f"decode (the engine's, {small.shape[1]}x{small.shape[0]})": lambda: reduced_decode(image),
             "preprocess": lambda: prepare(small, size, spec.mean, spec.std, spec.stride),
-            f"quick pass (the view reduced to {quick}, network, hand extent)": lambda: segmenter._fitted_size(view, size),
+            f"quick pass (the view reduced to {FIND_SIZE}, network, hand extent)": lambda: segmenter._fitted_size(view, size),
             "inference": lambda: segmenter._run(prepared.tensor),
             "restore": lambda: restore(probability_padded, prepared),
             "snap edges": lambda: snap_to_edges(probability, rgb),
@@ -166,15 +161,12 @@ def handseg_ort(job: dict) -> dict:
             "encode_png": lambda: encode_png(mask),
             # for comparison, not part of the engine's path
             "compare: decode the whole image": lambda: load_rgb(image),
-            f"compare: the quick pass's reduction to {quick}, from the view": lambda: resize_long_side(view, quick),
-            "compare: the same from the decoded photo (the quick pass until 2026-11-27)": lambda: resize_long_side(small, quick),
+            f"compare: the quick pass's reduction to {FIND_SIZE}, from the view": lambda: resize_long_side(view, FIND_SIZE),
+            "compare: the same from the decoded photo (the quick pass until 2026-11-27)": lambda: resize_long_side(small, FIND_SIZE),
             "compare: 4032x2268 photo, end to end": lambda: encode_png(segmenter.segment(photo, refinement, input_size=size).mask),
             "compare: 4032x2268 photo, end to end from the whole decode":
                 lambda: encode_png(segmenter.segment(load_rgb(photo), refinement, input_size=size).mask),
         }
-        if engine_quick is not None:
-            stages[f"compare: the quick pass at the engine's {FIND_SIZE} (the model's is {quick})"] = \
-                lambda: engine_quick._fitted_size(view, size)
         result["stages"] = {name: timed(fn, warmup, repeats) for name, fn in stages.items()}
         whole = segmenter.segment(load_rgb(image), refinement, input_size=size).mask > 0
         engine = segmenter.segment(image, refinement, input_size=size).mask > 0

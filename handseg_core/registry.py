@@ -35,7 +35,6 @@ class ModelSpec:
     encoder: str = ""
     input_size: int = 512
     min_input_size: int = 0  # smaller images are enlarged to this long side (0: never enlarged)
-    find_size: int = 0  # long side of the quick pass that measures the hands (0: the engine's FIND_SIZE)
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     stride: int = 32

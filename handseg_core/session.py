@@ -19,7 +19,7 @@ from handseg_core.registry import ModelSpec
 
 Device = Literal["auto", "cpu", "cuda"]
 # Adapting the input size to the hands (`HandSegmenter.segment(adapt_size=True)`): a first pass at
-# FIND_SIZE (or the model's own `find_size`) finds the largest hand; where it would span more than HAND_LIMIT pixels at the size
+# FIND_SIZE finds the largest hand; where it would span more than HAND_LIMIT pixels at the size
 # asked for, the network sees the image at the size where it spans HAND_EXTENT. The packaged
 # models were trained on crops of 384: handseg-lite0 misses most of a hand that spans more than
 # about 300 of its input pixels (11k Hands photos enlarged 5x, 900 px, scored 0.19 IoU at 512 with
@@ -134,7 +134,7 @@ class HandSegmenter:
     def fitted_size(self, rgb: np.ndarray, size: int) -> int:
         """`size`, or where the largest hand in `rgb` would span more than HAND_LIMIT network
         pixels at it, the smaller long side at which it spans HAND_EXTENT (from one pass at
-        `find_size`). Never below the model's `min_input_size`."""
+        FIND_SIZE). Never below the model's `min_input_size`."""
         return self._fitted_size(resize_long_side(rgb, size), size)
 
     def _fitted_size(self, view: np.ndarray, size: int) -> int:
@@ -143,7 +143,7 @@ class HandSegmenter:
         if not adapts_at(self.spec, size):
             return size
         floor = fit_floor(self.spec)
-        prepared = prepare(view, find_size(self.spec), self.spec.mean, self.spec.std, self.spec.stride)
+        prepared = prepare(view, FIND_SIZE, self.spec.mean, self.spec.std, self.spec.stride)
         rh, rw = prepared.resized_hw
         found = (self._run(prepared.tensor)[0, 0, :rh, :rw] >= 0.5).astype(np.uint8)
         count, _, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
@@ -216,7 +216,7 @@ class HandSegmenter:
                 enlarged to the model's `min_input_size`). More pixels give finer edges on large
                 photos at a quadratic cost in time (README, Options at inference).
             flip_tta: also run the mirrored image and average (slower, sometimes steadier).
-            adapt_size: first find the hands in a quick pass at `find_size` and, where the largest
+            adapt_size: first find the hands in a quick pass at FIND_SIZE and, where the largest
                 spans much of the image, let the network see it smaller (a hand filling a large
                 photo is otherwise missed); False runs one pass at the size above.
 
@@ -273,17 +273,10 @@ def load_model(
     return session
 
 
-def find_size(spec: registry.ModelSpec) -> int:
-    """The long side of the quick pass that measures the hands: the model's `find_size`, else
-    FIND_SIZE. The default model measures as well at 128 as at 192 (README, The input size adapts),
-    in 4.8 instead of 8.3 ms; lite0 loses up to 0.05 IoU at 128."""
-    return spec.find_size or FIND_SIZE
-
-
 def fit_floor(spec: registry.ModelSpec) -> int:
-    """The smallest long side `HandSegmenter.fitted_size` gives: the quick pass's own
-    (`find_size`), or the model's `min_input_size` where larger."""
-    return max(find_size(spec), spec.min_input_size)
+    """The smallest long side `HandSegmenter.fitted_size` gives: FIND_SIZE, or the model's
+    `min_input_size` where larger."""
+    return max(FIND_SIZE, spec.min_input_size)
 
 
 def adapts_at(spec: registry.ModelSpec, size: int) -> bool:

@@ -9,7 +9,7 @@ The exported graph wraps the handseg network so that it works under those rules:
 
 - in front, nodes undo rembg's normalisation and apply the model's own (mean and std from its
   spec). The network then reads rembg's 320x320 image as it is (`network_size`), or smaller
-  where the hands fill it: a quick pass of a copy of the network at `find_size` measures the
+  where the hands fill it: a quick pass of a copy of the network at FIND_SIZE measures the
   largest hand and the side follows the engine's rule (`HandSegmenter.fitted_size`; regions
   cannot be labelled in a graph, so a hand's extent is its longest run of rows or columns). The
   graph enlarged rembg's image to the model's 512 until 2026-11-27, where hands that fill the
@@ -45,7 +45,7 @@ import numpy as np
 
 from handseg_core import HandsegError, ModelError, __version__, load_model
 from handseg_core import registry
-from handseg_core.session import FIT_STEP, HAND_EXTENT, HAND_LIMIT, adapts_at, find_size, fit_floor
+from handseg_core.session import FIND_SIZE, FIT_STEP, HAND_EXTENT, HAND_LIMIT, adapts_at, fit_floor
 
 REMBG_SESSION = "u2net_custom"
 REMBG_MEAN = (0.485, 0.456, 0.406)
@@ -184,7 +184,7 @@ def _reduce_max(source: str, target: str, axes: list[int] | None, opset: int, ke
 
 
 def _fitted_side_nodes(probability: str, side: str, spec: registry.ModelSpec, opset: int) -> tuple[list, list]:
-    """Nodes turning the quick pass's `find_size`-square probability into the side the network
+    """Nodes turning the quick pass's FIND_SIZE-square probability into the side the network
     sees the photo at (int64 [2], square), by the engine's rule (`HandSegmenter.fitted_size`):
     `network_size`, or where the largest hand spans more than HAND_LIMIT pixels at it, the side
     at which it spans HAND_EXTENT, a multiple of FIT_STEP, within [floor, network_size].
@@ -196,7 +196,7 @@ def _fitted_side_nodes(probability: str, side: str, spec: registry.ModelSpec, op
     """
     from onnx import TensorProto, helper
 
-    n, size, floor = find_size(spec), network_size(spec), fit_floor(spec)
+    n, size, floor = FIND_SIZE, network_size(spec), fit_floor(spec)
     initializers = [
         _constant("quick_half", 0.5),
         _constant("quick_minus_one", -1.0),
@@ -326,8 +326,8 @@ def rembg_graph_bytes(onnx_bytes: bytes, spec: registry.ModelSpec) -> bytes:
         keep = {i.name for i in graph.initializer}
         # The copy's tensors take a prefix that no name of the measuring nodes (quick_...) starts with.
         copy_prefix = "quick_pass/"
-        quick_in, quick_in_init = _resize_nodes("handseg_view", copy_prefix + "handseg_input", find_size(spec),
-                                                find_size(spec), "quick_in")
+        quick_in, quick_in_init = _resize_nodes("handseg_view", copy_prefix + "handseg_input", FIND_SIZE, FIND_SIZE,
+                                                "quick_in")
         measure, measure_init = _fitted_side_nodes(copy_prefix + "handseg_probability", "handseg_side", spec, opset)
         main_in, main_in_init = _resize_nodes("handseg_view", "handseg_input", 0, 0, "main_in", hw="handseg_side")
         adapt = [*quick_in, *_copied_nodes(network, keep, copy_prefix), *measure, *main_in]

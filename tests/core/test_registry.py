@@ -29,9 +29,7 @@ def test_packaged_index_is_read():
         assert spec.file == entry["file"] and spec.sha256 == entry["sha256"]
         assert spec.input_size == entry["input_size"] and spec.stride == entry["stride"]
         assert spec.mean == tuple(entry["mean"]) and spec.std == tuple(entry["std"])
-        assert spec.find_size == entry.get("find_size", 0)
         assert spec.path.is_file()
-    assert models[registry.default_model_name()].find_size == 128  # README, The input size adapts
     assert [e["name"] for e in index if e.get("default")] == [registry.default_model_name()]
 
 

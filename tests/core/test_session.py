@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -367,31 +366,6 @@ def test_the_size_adapts_to_a_hand_that_fills_the_photo(tmp_path, monkeypatch):
     seen.clear()
     session.segment(large, UNSNAPPED, adapt_size=False)
     assert seen == [512]
-
-
-def test_a_model_can_measure_the_hands_at_its_own_find_size(tmp_path, monkeypatch):
-    """A model that records `find_size` runs the quick pass at it instead of FIND_SIZE, and finds
-    the same fitted size; its floor is the larger of find_size and min_input_size."""
-    from handseg_core import session as session_module
-    from handseg_core.session import FIND_SIZE, HAND_EXTENT, find_size, fit_floor
-
-    seen = []
-    real_prepare = session_module.prepare
-    monkeypatch.setattr(session_module, "prepare", lambda image, side, *a: seen.append(side) or real_prepare(image, side, *a))
-    own = load_model(write_red_model(tmp_path, "find128", input_size=512, min_input_size=0, find_size=128))
-    engine = load_model(write_red_model(tmp_path, "find0", input_size=512, min_input_size=0))
-    assert find_size(own.spec) == 128 != FIND_SIZE == find_size(engine.spec)
-    assert fit_floor(own.spec) == 128 and fit_floor(replace(own.spec, min_input_size=256)) == 256
-    rgb = np.full((768, 1024, 3), (40, 160, 160), np.uint8)
-    rgb[100:500, 50:850] = HAND_RGB  # spans 400 network pixels at 512
-    expected = int(HAND_EXTENT / (800 / 1024)) // 32 * 32
-    assert own.fitted_size(rgb, 512) == engine.fitted_size(rgb, 512) == expected
-    seen.clear()
-    own.segment(rgb, UNSNAPPED)
-    assert seen == [128, expected]
-    seen.clear()
-    engine.segment(rgb, UNSNAPPED)
-    assert seen == [FIND_SIZE, expected]
 
 
 def test_the_quick_pass_reduces_the_networks_view_not_the_photo(tmp_path, monkeypatch):

@@ -179,17 +179,15 @@ def _side_of_the_graph(model_path: Path, image: Image.Image, opset: int = 17) ->
     return int(side[0])
 
 
-@pytest.mark.parametrize("find", [0, 128])
 @pytest.mark.parametrize("opset", [17, 18])
 @pytest.mark.parametrize("hand, gap", [(40, 0), (200, 0), (260, 0), (285, 0), (290, 0), (320, 0), (140, 20)])
-def test_the_graph_fits_the_networks_size_to_the_hands_as_the_engine_does(tmp_path, hand, gap, opset, find):
+def test_the_graph_fits_the_networks_size_to_the_hands_as_the_engine_does(tmp_path, hand, gap, opset):
     """A model of input size 512 sees rembg's 320x320 image at 320, or smaller where the largest
     hand would span more than HAND_LIMIT pixels, by the engine's own rule (`fitted_size`); two
-    hands side by side (a gap between them) count as two. The quick pass runs at the model's
-    own `find_size` where it records one, as in the engine."""
+    hands side by side (a gap between them) count as two."""
     from handseg_core.session import HAND_LIMIT
 
-    model = write_red_model(tmp_path, "wide", input_size=512, stride=32, find_size=find)
+    model = write_red_model(tmp_path, "wide", input_size=512, stride=32)
     rgb = np.full((320, 320, 3), (40, 160, 160), np.uint8)
     top = (320 - hand // 2) // 2
     if gap:  # two hands of `hand` px each, side by side

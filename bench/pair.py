@@ -5,7 +5,11 @@
 For a change of weights rather than of code (a retrained or re-quantised model): both sessions
 run the same tensor in turn, so a slow spell of a shared machine slows both alike and the ratio
 holds where separate runs of `bench/run.py` differ by 5-10%. Prints the median and the fastest
-run of each, in ms, and B's median over A's.
+run of each, in ms, and B's median over A's. With more than one thread, ONNX Runtime's spinning
+is off in both sessions: a session's threads otherwise spin on after its run and take the cores
+from the other (2 threads, the default model: 67 ms a run interleaved, against 47 ms without
+spinning and 38 ms alone with it), so the times are those without spinning; the ratio is what
+this script is for.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ def time_pair(path_a: str, path_b: str, threads: int = 1, runs: int = 40, width:
     for key, path in (("a", path_a), ("b", path_b)):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        if threads > 1:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sessions[key] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     feeds = {key: {s.get_inputs()[0].name: tensor} for key, s in sessions.items()}
     for key, session in sessions.items():

@@ -15,8 +15,7 @@ The exported graph wraps the handseg network so that it works under those rules:
   graph enlarged rembg's image to the model's 512 until 2026-11-27, where hands that fill the
   photo are mostly missed. Under rembg 2.0.86 itself (`python -m handseg_training.devsets
   MODEL --rembg`, 100 photos a set; the default model of that day), 512 / 320 / 320 with the
-  quick pass: 11k Hands held-out
-  0.227 / 0.938 / 0.945, sign-language digits 0.024 / 0.726 / 0.790, out-of-domain close-ups
+  quick pass: 11k Hands held-out 0.227 / 0.938 / 0.945, sign-language digits 0.024 / 0.726 / 0.790, out-of-domain close-ups
   0.780 / 0.875 / 0.873, hands over faces 0.795 / 0.810 / 0.809; EgoHands frames, whose hands
   rembg's squash makes small, lose (egohands_cross14 0.780 / 0.736 / 0.736). The quick pass
   costs about 12 ms (2 threads);

@@ -4,9 +4,9 @@
     python -m handseg_training.devsets B.onnx --sets ... --json b.json
     python -m handseg_training.paired a.json b.json
 
-A difference of means over a few hundred photos moves by a hundredth between two runs of the same
-recipe; pairing the photos takes out how hard each photo is, and the interval says whether what is
-left is more than chance. Per set: the mean IoU of each, B minus A, its 95% bootstrap interval
+Two models' means over a few hundred photos differ by chance as well as by merit; pairing the
+photos takes out how hard each photo is, and the interval says whether what is left is more than
+chance. Per set: the mean IoU of each, B minus A, its 95% bootstrap interval
 (photos resampled with replacement), and how many photos B does better or worse on.
 """
 

@@ -945,9 +945,12 @@ def training_log(verbose: bool) -> Iterator[None]:
 @click.option("--encoder-weights", metavar="package|imagenet|none|PATH",
               help="ImageNet encoder weights: the lite packages, smp's download, none, or a state-dict file "
                    "(.safetensors/.pth)  [default: the config's]")
+@click.option("--data-seed", type=click.IntRange(min=0),
+              help="Seed of the batches' draws alone; runs to be averaged (python -m handseg_training.soup) "
+                   "keep the config's seed and differ here  [default: the config's seed]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no log lines.")
 def train(config: Path, out: Path, data_root: str | None, minutes: float | None, device: str, cache: Path,
-          encoder_weights: str | None, quiet: bool) -> None:
+          encoder_weights: str | None, data_seed: int | None, quiet: bool) -> None:
     """Train a model from a TOML CONFIG (see handseg_training/configs/), then evaluate it.
 
     Writes OUT/model.safetensors, OUT/report.json and OUT/NAME.onnx (the exported model;
@@ -957,7 +960,7 @@ def train(config: Path, out: Path, data_root: str | None, minutes: float | None,
     config_module, train_module = import_training()
     try:
         cfg = config_module.load_config(config, {"data.root": data_root, "time_budget_minutes": minutes,
-                                                 "encoder_weights": encoder_weights})
+                                                 "encoder_weights": encoder_weights, "data_seed": data_seed})
     except (OSError, ValueError, TypeError) as exc:
         raise Failure(first_line(exc)) from None
     reporter = Reporter(1000, f"training {cfg.name}", quiet, show_item=loss_label)

@@ -30,7 +30,7 @@ from handseg_training.config import load_config
 
 
 def launch(config: Path, out: Path, data_root: str | None, minutes: float | None, weights_dir: Path | None,
-           threads: int) -> subprocess.Popen:
+           threads: int, data_seed: int | None = None) -> subprocess.Popen:
     cfg = load_config(config)
     run_dir = out / cfg.name
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -39,6 +39,8 @@ def launch(config: Path, out: Path, data_root: str | None, minutes: float | None
         command += ["--data-root", data_root]
     if minutes:
         command += ["--minutes", str(minutes)]
+    if data_seed is not None:
+        command += ["--data-seed", str(data_seed)]
     if weights_dir is not None and (weights_dir / f"{cfg.encoder}.safetensors").exists():
         command += ["--encoder-weights", str(weights_dir / f"{cfg.encoder}.safetensors")]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
@@ -149,13 +151,16 @@ def main() -> None:
     parser.add_argument("--encoder-weights-dir", type=Path)
     parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 4))
     parser.add_argument("--pack", type=Path)
+    parser.add_argument("--data-seed", type=int,
+                        help="seed of every run's batch draws (handseg train --data-seed) [default: each config's seed]")
     args = parser.parse_args()
     names = [load_config(c).name for c in args.configs]
     if len(set(names)) != len(names):
         parser.error(f"configs must have different names, got {names}")
     longest = max(args.minutes or load_config(c).time_budget_minutes for c in args.configs)
     deadline = time.monotonic() + (longest + args.grace_minutes) * 60
-    processes = {name: launch(c, args.out, args.data_root, args.minutes, args.encoder_weights_dir, args.threads)
+    processes = {name: launch(c, args.out, args.data_root, args.minutes, args.encoder_weights_dir, args.threads,
+                              args.data_seed)
                  for name, c in zip(names, args.configs)}
     codes = wait_all(processes, deadline)
     rows = gather(args.out, names, codes)

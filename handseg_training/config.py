@@ -51,7 +51,10 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = "bf16"
     log_every: int = 20
     checkpoint_every_minutes: float = 5.0
-    seed: int = 0
+    seed: int = 0  # the initial weights (decoder) and the held-out subjects
+    # The batches' draws (crops, pasted hands, augmentation); -1: `seed`. Runs meant to be averaged
+    # (handseg_training.soup) keep `seed`, so they start from the same weights, and differ here.
+    data_seed: int = -1
     threads: int = 0  # CPU threads for torch (0: torch's default); 1 is steadier on a busy machine
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

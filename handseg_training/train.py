@@ -174,6 +174,11 @@ def part_path(path: Path, index: int) -> Path:
     return path if index == 0 else path.with_name(f"{path.stem}.part{index + 1}{path.suffix}")
 
 
+def data_generator(cfg: TrainConfig, device: torch.device) -> torch.Generator:
+    """The generator of the batches' random draws: from `data_seed`, or `seed` where it is -1."""
+    return torch.Generator(device=device).manual_seed(cfg.seed if cfg.data_seed < 0 else cfg.data_seed)
+
+
 def save_checkpoint(model: torch.nn.Module, cfg: TrainConfig, path: Path, extra: dict) -> list[Path]:
     """Write the state dict as safetensors in files of at most 16 MiB.
 
@@ -289,7 +294,7 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    gen = torch.Generator(device=dev).manual_seed(cfg.seed)
+    gen = data_generator(cfg, dev)
     (out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
 
     # the model first: a wrong init_from or encoder file fails before the data is decoded

@@ -49,7 +49,7 @@ def compared(tmp_path_factory):
     out, packed = root / "runs", root / "packed"
     result = subprocess.run(
         [sys.executable, "-m", "handseg_training.candidates", *map(str, configs), "--out", str(out),
-         "--data-root", str(root), "--pack", str(packed), "--threads", "1"],
+         "--data-root", str(root), "--pack", str(packed), "--threads", "1", "--data-seed", "7"],
         capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[2],
     )
     return result, out, packed
@@ -64,6 +64,9 @@ def test_both_runs_finish_and_are_compared(compared):
         assert row["exit_code"] == 0
         assert row["steps"] == 4 and row["images_seen"] == 16
         assert 0.0 <= row["eval"]["test"]["iou"] <= 1.0
+    for name in rows:  # --data-seed reaches every run (handseg train --data-seed); the seed stays
+        config = json.loads((out / name / "config.json").read_text())
+        assert config["data_seed"] == 7 and config["seed"] == 0
     assert rows["tiny-a"]["parameters"] < rows["tiny-b"]["parameters"]  # 16 vs 32 decoder channels
     table = (out / "comparison.md").read_text()
     assert "| tiny-a |" in table and "| test |" in table.splitlines()[0] + "|"

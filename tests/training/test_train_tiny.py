@@ -213,3 +213,18 @@ def test_the_shipped_float_model_can_be_trained_on():
     before = model.state_dict()["encoder.model.conv_stem.weight"].clone()
     load_initial_weights(model, shipped, "tf_efficientnet_lite2")
     assert not torch.equal(model.state_dict()["encoder.model.conv_stem.weight"], before)
+
+
+def test_data_seed_changes_the_draws_not_the_start():
+    """Runs meant to be averaged keep `seed` (the same initial weights) and differ in `data_seed`,
+    which alone seeds the batches' draws; -1 (the default) follows `seed`, as before it existed."""
+    from handseg_training.config import TrainConfig
+    from handseg_training.train import data_generator
+
+    def draws(cfg):
+        return torch.randint(0, 10**6, (8,), generator=data_generator(cfg, torch.device("cpu")))
+
+    base = TrainConfig(seed=3)
+    assert torch.equal(draws(base), draws(TrainConfig(seed=3, data_seed=3)))
+    assert torch.equal(draws(TrainConfig(seed=3, data_seed=5)), draws(TrainConfig(seed=7, data_seed=5)))
+    assert not torch.equal(draws(base), draws(TrainConfig(seed=3, data_seed=4)))

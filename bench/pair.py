@@ -26,14 +26,12 @@ def time_pair(path_a: str, path_b: str, threads: int = 1, runs: int = 40, width:
               warmup: int = 5) -> dict[str, list[float]]:
     """Seconds per run of each model on one random image tensor, the two alternating."""
     import onnxruntime as ort
+    from measure import session_options  # bench/run.py's own options (this folder is on the path)
 
     tensor = np.random.default_rng(0).normal(size=(1, 3, height, width)).astype(np.float32)
     sessions = {}
     for key, path in (("a", path_a), ("b", path_b)):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        if threads > 1:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options = session_options(threads, spinning=threads == 1)
         sessions[key] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     feeds = {key: {s.get_inputs()[0].name: tensor} for key, s in sessions.items()}
     for key, session in sessions.items():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))  # as `python bench/pair.py` has it, for bench/measure.py
 from tiny_model import write_red_model  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("handseg_bench_pair", ROOT / "bench" / "pair.py")

@@ -33,8 +33,6 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
     """
     path = Path(path)
     if path.suffix.lower() == ".onnx":
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such model")
         state, _ = read_onnx_weights(path)
         if not state:
             raise ValueError(f"{path}: holds no trainable weights (an int8 file or one with folded batch "

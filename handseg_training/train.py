@@ -236,10 +236,17 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
 
 def read_onnx_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """The state dict inside a float ONNX file that `handseg export --half` (unfolded) wrote, and
-    its handseg metadata: the shipped float models can be trained on from the package alone."""
+    its handseg metadata: the shipped float models can be trained on from the package alone.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not an ONNX model.
+    """
     import onnx
     from onnx import numpy_helper
 
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such model")
     try:
         proto = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError and others for a file that is not a model
@@ -260,8 +267,6 @@ def read_onnx_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
 def load_initial_weights(model: torch.nn.Module, path: Path, encoder: str) -> None:
     """Start from a handseg checkpoint (.safetensors) or a float handseg ONNX file."""
     if path.suffix.lower() == ".onnx":
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such model")
         state, meta = read_onnx_weights(path)
         if meta.get("encoder", encoder) != encoder:
             raise ValueError(f"{path}: a {meta['encoder']} model; this config trains {encoder}")

@@ -35,6 +35,12 @@ class ModelSpec:
     encoder: str = ""
     input_size: int = 512
     min_input_size: int = 0  # smaller images are enlarged to this long side (0: never enlarged)
+    # Adapting the input size to the hands (`HandSegmenter.fitted_size`): where the largest hand
+    # would span more than `hand_limit` network pixels, the network sees the photo at the size
+    # where it spans `hand_extent`. How large a hand a model still finds depends on its training
+    # (README, The input size adapts), so each model records its own.
+    hand_limit: int = 280
+    hand_extent: int = 200
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     stride: int = 32
@@ -68,7 +74,12 @@ class ModelSpec:
         return cls(**known)
 
 
-def _read_index(folder: Path) -> list[ModelSpec]:
+def read_index(folder: Path) -> list[ModelSpec]:
+    """The models listed in `folder`/index.json (none where it has no index).
+
+    Raises:
+        ModelError: the index cannot be read or an entry is not a model entry.
+    """
     index = folder / "index.json"
     if not index.exists():
         return []
@@ -102,7 +113,7 @@ def available_models() -> dict[str, ModelSpec]:
     for folder in model_folders():
         if not folder.is_dir():
             continue
-        listed = _read_index(folder)
+        listed = read_index(folder)
         for spec in listed:
             models.setdefault(spec.name, spec)
         indexed_files = {s.file for s in listed}

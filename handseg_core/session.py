@@ -19,15 +19,14 @@ from handseg_core.registry import ModelSpec
 
 Device = Literal["auto", "cpu", "cuda"]
 # Adapting the input size to the hands (`HandSegmenter.segment(adapt_size=True)`): a first pass at
-# FIND_SIZE finds the largest hand; where it would span more than HAND_LIMIT pixels at the size
-# asked for, the network sees the image at the size where it spans HAND_EXTENT. The packaged
-# models were trained on crops of 384: handseg-lite0 misses most of a hand that spans more than
-# about 300 of its input pixels (11k Hands photos enlarged 5x, 900 px, scored 0.19 IoU at 512 with
-# the first lite2), and the default, which saw hands on their own background too, still scores
-# 0.02-0.05 higher on such photos adapted than in one pass (README, The input size adapts).
+# FIND_SIZE finds the largest hand; where it would span more than the model's `hand_limit` pixels
+# at the size asked for, the network sees the image at the size where it spans `hand_extent`
+# (registry.ModelSpec). The packaged models were trained on crops of 384: handseg-lite0 misses most
+# of a hand that spans more than about 300 of its input pixels (11k Hands photos enlarged 5x,
+# 900 px, scored 0.19 IoU at 512 with the first lite2), and the default, which saw hands on their
+# own background too, finds larger ones and is measured best with larger limits (README, The input
+# size adapts).
 FIND_SIZE = 192
-HAND_LIMIT = 280
-HAND_EXTENT = 200
 FIT_STEP = 32  # the fitted size is a multiple of this (the packaged models' stride)
 _PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
@@ -132,9 +131,9 @@ class HandSegmenter:
         return self._probability(rgb, self._network_view(rgb, size, adapt_size), flip_tta, rgb.shape[:2])
 
     def fitted_size(self, rgb: np.ndarray, size: int) -> int:
-        """`size`, or where the largest hand in `rgb` would span more than HAND_LIMIT network
-        pixels at it, the smaller long side at which it spans HAND_EXTENT (from one pass at
-        FIND_SIZE). Never below the model's `min_input_size`."""
+        """`size`, or where the largest hand in `rgb` would span more than the model's
+        `hand_limit` network pixels at it, the smaller long side at which it spans its
+        `hand_extent` (from one pass at FIND_SIZE). Never below the model's `min_input_size`."""
         return self._fitted_size(resize_long_side(rgb, size), size)
 
     def _fitted_size(self, view: np.ndarray, size: int) -> int:
@@ -151,9 +150,9 @@ class HandSegmenter:
         if count <= 1 or not sizable.any():
             return size
         extent = stats[1:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]][sizable].max() / max(rh, rw)  # of the long side
-        if extent * size <= HAND_LIMIT:
+        if extent * size <= self.spec.hand_limit:
             return size
-        return max(floor, min(size, int(HAND_EXTENT / extent) // FIT_STEP * FIT_STEP))
+        return max(floor, min(size, int(self.spec.hand_extent / extent) // FIT_STEP * FIT_STEP))
 
     def _network_view(self, rgb: np.ndarray, size: int, adapt_size: bool) -> np.ndarray:
         """`rgb` resized as the network sees it: long side `size`, or with `adapt_size`,
@@ -280,9 +279,9 @@ def fit_floor(spec: registry.ModelSpec) -> int:
 
 
 def adapts_at(spec: registry.ModelSpec, size: int) -> bool:
-    """Whether the quick pass can change `size`: only where a hand could span more than
-    HAND_LIMIT pixels and a smaller size is allowed."""
-    return size > max(fit_floor(spec), HAND_LIMIT)
+    """Whether the quick pass can change `size`: only where a hand could span more than the
+    model's `hand_limit` pixels and a smaller size is allowed."""
+    return size > max(fit_floor(spec), spec.hand_limit)
 
 
 def inference_size(spec: registry.ModelSpec, shape: tuple[int, int], input_size: int | None = None) -> int:

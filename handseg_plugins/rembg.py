@@ -44,7 +44,7 @@ import numpy as np
 
 from handseg_core import HandsegError, ModelError, __version__, load_model
 from handseg_core import registry
-from handseg_core.session import FIND_SIZE, FIT_STEP, HAND_EXTENT, HAND_LIMIT, adapts_at, fit_floor
+from handseg_core.session import FIND_SIZE, FIT_STEP, adapts_at, fit_floor
 
 REMBG_SESSION = "u2net_custom"
 REMBG_MEAN = (0.485, 0.456, 0.406)
@@ -185,8 +185,9 @@ def _reduce_max(source: str, target: str, axes: list[int] | None, opset: int, ke
 def _fitted_side_nodes(probability: str, side: str, spec: registry.ModelSpec, opset: int) -> tuple[list, list]:
     """Nodes turning the quick pass's FIND_SIZE-square probability into the side the network
     sees the photo at (int64 [2], square), by the engine's rule (`HandSegmenter.fitted_size`):
-    `network_size`, or where the largest hand spans more than HAND_LIMIT pixels at it, the side
-    at which it spans HAND_EXTENT, a multiple of FIT_STEP, within [floor, network_size].
+    `network_size`, or where the largest hand spans more than the model's `hand_limit` pixels at
+    it, the side at which it spans its `hand_extent`, a multiple of FIT_STEP, within [floor,
+    network_size].
 
     The engine measures the largest connected hand; a graph cannot label regions, so here a
     hand's extent is the longest unbroken run of rows or of columns holding hand pixels, after an
@@ -202,8 +203,8 @@ def _fitted_side_nodes(probability: str, side: str, spec: registry.ModelSpec, op
         _constant("quick_index", np.arange(n, dtype=np.float32).reshape(1, 1, 1, n)),
         _constant("quick_find_size", float(n)),
         _constant("quick_size", float(size)),
-        _constant("quick_limit", float(HAND_LIMIT)),
-        _constant("quick_extent_target", float(HAND_EXTENT)),
+        _constant("quick_limit", float(spec.hand_limit)),
+        _constant("quick_extent_target", float(spec.hand_extent)),
         _constant("quick_step", float(FIT_STEP)),
         _constant("quick_floor", float(floor)),
         _constant("quick_tiny", 1e-6),

@@ -36,6 +36,8 @@ class TrainConfig:
     init_from: str = ""  # a checkpoint (.safetensors) or float ONNX file (`handseg export --half`) to start from
     input_size: int = 512  # long side at inference
     min_input_size: int = 0  # smaller images are enlarged to this at inference (0: never)
+    hand_limit: int = 280  # a hand spanning more network pixels than this is seen smaller ...
+    hand_extent: int = 200  # ... at the size where it spans this (registry.ModelSpec)
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     crop: int = 256

@@ -39,6 +39,8 @@ def spec_for(cfg: TrainConfig, name: str | None = None, metrics: dict | None = N
         encoder=cfg.encoder,
         input_size=cfg.input_size,
         min_input_size=cfg.min_input_size,
+        hand_limit=cfg.hand_limit,
+        hand_extent=cfg.hand_extent,
         mean=tuple(cfg.mean),
         std=tuple(cfg.std),
         stride=32,

@@ -329,43 +329,60 @@ def test_small_images_are_not_enlarged(tmp_path, monkeypatch):
     assert seen == [size // 2, size, size // 2, size * 3 // 2, size // 2, size // 2, size * 3 // 2]
 
 
+def red_block_picture(block: int) -> np.ndarray:
+    """1024x768, a `block` x `block / 2` red "hand" on teal (0: none)."""
+    rgb = np.full((768, 1024, 3), (40, 160, 160), np.uint8)
+    rgb[100:100 + block // 2, 50:50 + block] = HAND_RGB
+    return rgb
+
+
 def test_the_size_adapts_to_a_hand_that_fills_the_photo(tmp_path, monkeypatch):
-    """One quick pass at FIND_SIZE measures the largest hand; where it would span more than
-    HAND_LIMIT pixels, the network sees the photo at the size where it spans HAND_EXTENT, never
-    above the size asked for, never below the floor; hands within the limit, specks and no hand
-    leave the size alone."""
+    """One quick pass at FIND_SIZE measures the largest hand; where it would span more than the
+    model's `hand_limit` pixels, the network sees the photo at the size where it spans its
+    `hand_extent`, never above the size asked for, never below the floor; hands within the limit,
+    specks and no hand leave the size alone."""
     from handseg_core import session as session_module
-    from handseg_core.session import FIND_SIZE, HAND_EXTENT, HAND_LIMIT
+    from handseg_core.session import FIND_SIZE
 
     seen = []
     real_prepare = session_module.prepare
     monkeypatch.setattr(session_module, "prepare", lambda image, side, *a: seen.append(side) or real_prepare(image, side, *a))
     session = load_model(write_red_model(tmp_path, "adapt", input_size=512, min_input_size=0))
+    limit, extent = session.spec.hand_limit, session.spec.hand_extent
+    assert (limit, extent) == (280, 200)  # a model that records none
 
-    def picture(block: int) -> np.ndarray:
-        rgb = np.full((768, 1024, 3), (40, 160, 160), np.uint8)
-        rgb[100:100 + block // 2, 50:50 + block] = HAND_RGB
-        return rgb
-
-    large = picture(800)  # 800 of 1024 px: the hand would span 400 network pixels at 512
-    expected = int(HAND_EXTENT / (800 / 1024)) // 32 * 32
+    large = red_block_picture(800)  # 800 of 1024 px: the hand would span 400 network pixels at 512
+    expected = int(extent / (800 / 1024)) // 32 * 32
     assert 192 <= expected < 512
     assert session.fitted_size(large, 512) == expected
     session.segment(large, UNSNAPPED)
     assert seen[-2:] == [FIND_SIZE, expected]
     seen.clear()
-    assert session.fitted_size(large, HAND_LIMIT) == HAND_LIMIT  # no hand can be too large there:
+    assert session.fitted_size(large, limit) == limit  # no hand can be too large there:
     assert seen == []  # no quick pass
-    assert session.fitted_size(picture(1000), 512) == FIND_SIZE  # never below the floor
-    assert session.fitted_size(picture(100), 512) == 512  # small hand: already small enough
-    within = int(HAND_LIMIT * 0.9 / 512 * 1024)  # spans 90% of the limit at 512: left alone
-    assert session.fitted_size(picture(within), 512) == 512
-    assert session.fitted_size(picture(within), 640) < 640  # but not at 640
-    assert session.fitted_size(picture(6), 512) == 512  # a speck says nothing
-    assert session.fitted_size(picture(0), 512) == 512  # no hand
+    assert session.fitted_size(red_block_picture(1000), 512) == FIND_SIZE  # never below the floor
+    assert session.fitted_size(red_block_picture(100), 512) == 512  # small hand: already small enough
+    within = int(limit * 0.9 / 512 * 1024)  # spans 90% of the limit at 512: left alone
+    assert session.fitted_size(red_block_picture(within), 512) == 512
+    assert session.fitted_size(red_block_picture(within), 640) < 640  # but not at 640
+    assert session.fitted_size(red_block_picture(6), 512) == 512  # a speck says nothing
+    assert session.fitted_size(red_block_picture(0), 512) == 512  # no hand
     seen.clear()
     session.segment(large, UNSNAPPED, adapt_size=False)
     assert seen == [512]
+
+
+def test_each_model_records_its_own_hand_limits(tmp_path):
+    """`hand_limit` and `hand_extent` travel in the model file's metadata and rule its quick pass:
+    a model that finds larger hands is left alone where another would be fitted."""
+    session = load_model(write_red_model(tmp_path, "large-hands", input_size=512, min_input_size=0,
+                                         hand_limit=420, hand_extent=300))
+    from handseg_core.session import adapts_at
+
+    assert (session.spec.hand_limit, session.spec.hand_extent) == (420, 300)
+    assert session.fitted_size(red_block_picture(800), 512) == 512  # 400 network pixels: within 420
+    assert session.fitted_size(red_block_picture(900), 512) == int(300 / (900 / 1024)) // 32 * 32
+    assert adapts_at(session.spec, 448) and not adapts_at(session.spec, 416)
 
 
 def test_the_quick_pass_reduces_the_networks_view_not_the_photo(tmp_path, monkeypatch):

@@ -179,15 +179,16 @@ def _side_of_the_graph(model_path: Path, image: Image.Image, opset: int = 17) ->
     return int(side[0])
 
 
+@pytest.mark.parametrize("limits", [(280, 200), (240, 160)])
 @pytest.mark.parametrize("opset", [17, 18])
-@pytest.mark.parametrize("hand, gap", [(40, 0), (200, 0), (260, 0), (285, 0), (290, 0), (320, 0), (140, 20)])
-def test_the_graph_fits_the_networks_size_to_the_hands_as_the_engine_does(tmp_path, hand, gap, opset):
+@pytest.mark.parametrize("hand, gap", [(40, 0), (200, 0), (250, 0), (260, 0), (285, 0), (290, 0), (320, 0), (140, 20)])
+def test_the_graph_fits_the_networks_size_to_the_hands_as_the_engine_does(tmp_path, hand, gap, opset, limits):
     """A model of input size 512 sees rembg's 320x320 image at 320, or smaller where the largest
-    hand would span more than HAND_LIMIT pixels, by the engine's own rule (`fitted_size`); two
-    hands side by side (a gap between them) count as two."""
-    from handseg_core.session import HAND_LIMIT
-
-    model = write_red_model(tmp_path, "wide", input_size=512, stride=32)
+    hand would span more than the model's `hand_limit` pixels, by the engine's own rule
+    (`fitted_size`) with the model's own limits; two hands side by side (a gap between them)
+    count as two."""
+    hand_limit, hand_extent = limits
+    model = write_red_model(tmp_path, "wide", input_size=512, stride=32, hand_limit=hand_limit, hand_extent=hand_extent)
     rgb = np.full((320, 320, 3), (40, 160, 160), np.uint8)
     top = (320 - hand // 2) // 2
     if gap:  # two hands of `hand` px each, side by side
@@ -197,7 +198,7 @@ def test_the_graph_fits_the_networks_size_to_the_hands_as_the_engine_does(tmp_pa
         rgb[top:top + hand // 2, (320 - hand) // 2:(320 - hand) // 2 + hand] = HAND_RGB
     engine = handseg_core.load_model(str(model)).fitted_size(rgb, 320)
     assert _side_of_the_graph(model, Image.fromarray(rgb), opset) == engine
-    assert (engine < 320) == (hand > HAND_LIMIT)
+    assert (engine < 320) == (hand > hand_limit)
 
 
 def test_default_home_is_the_legacy_folder_that_every_rembg_accepts(monkeypatch, tmp_path):

@@ -1,0 +1,245 @@
+"""From nothing to the shipped default in one command: train, average, export, quantise, measure.
+
+    python -m handseg_training.ship --data-root ../shared/data --out runs/ship
+        [CONFIG ...] [--minutes M] [--encoder-weights-dir DIR] [--data-seed N] [--limit N]
+
+The steps, each one of handseg's own tools, each writing under OUT:
+
+1. the recipe's runs, side by side (`candidates`; default: the two configs of the shipped
+   `handseg-lite2`, RECIPE): OUT/runs/<config name>/model.safetensors;
+2. their mean (`soup`; one run is used as it is): OUT/soup/model.safetensors;
+3. the float model (`handseg export --half`): OUT/models/<name>.onnx;
+4. the int8 default (`handseg quantize`, on the photos of CALIBRATION): OUT/models/<name>-int8.onnx,
+   the folder's default;
+5. both measured on the dev sets found under the data root (`devsets`, and the out-of-domain set
+   of `oodset` where --ood or DATA/ood holds one): their IoU goes into OUT/models/index.json as
+   the models' metrics, each photo's into OUT/eval/<model>.json (for `paired`), a table into
+   OUT/report.md.
+
+A step whose output exists is not run again (it says so), so a stopped run picks up where it
+stopped; --fresh starts over. Use the result by name:
+
+    HANDSEG_MODELS=OUT/models HANDSEG_DEFAULT_MODEL=<name>-int8 handseg mask photo.jpg
+
+or copy it into the package with `handseg export`/`handseg quantize --register handseg_core/models`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from handseg_training.config import load_config
+
+CONFIGS = Path(__file__).parent / "configs"
+RECIPE = (CONFIGS / "lite2-gpu.toml", CONFIGS / "lite2-own20-gpu.toml")
+NAME = "handseg-lite2"
+# What `handseg quantize` calibrated the shipped int8 on, under the data root: hands, faces (not
+# those whose file name ends in 0, kept for the out-of-domain set) and backgrounds.
+CALIBRATION = ("egohands_400/images", "massey_asl/images", "sign_digits/images", "backgrounds/bsds500",
+               "faces_utk/images/*[1-9].jpg")
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def train_runs(configs: list[Path], out: Path, args) -> list[Path]:
+    """Step 1: the checkpoints of `configs`, trained side by side where missing."""
+    from handseg_training import candidates as C
+
+    names = [load_config(c).name for c in configs]
+    if len(set(names)) != len(names):
+        raise SystemExit(f"ship: the configs must have different names, got {names}")
+    checkpoints = [out / "runs" / name / "model.safetensors" for name in names]
+    todo = [(name, config) for name, config, ckpt in zip(names, configs, checkpoints) if not ckpt.exists()]
+    for name, ckpt in zip(names, checkpoints):
+        if ckpt.exists():
+            say(f"1. {name}: reusing {ckpt}")
+    if todo:
+        minutes = max(args.minutes or load_config(c).time_budget_minutes for _, c in todo)
+        say(f"1. training {', '.join(n for n, _ in todo)} side by side (about {minutes:g} minutes each; "
+            f"logs in {out / 'runs'}/<name>/train.log)")
+        deadline = time.monotonic() + (minutes + args.grace_minutes) * 60
+        processes = {name: C.launch(config, out / "runs", args.data_root, args.minutes, args.encoder_weights_dir,
+                                    args.threads, args.data_seed) for name, config in todo}
+        codes = C.wait_all(processes, deadline)
+        rows = C.gather(out / "runs", names, {n: codes.get(n, 0) for n in names})
+        say(C.markdown(rows))
+    for name, ckpt in zip(names, checkpoints):
+        if not ckpt.exists():
+            raise SystemExit(f"ship: {name} left no checkpoint; see {out / 'runs' / name / 'train.log'}")
+    return checkpoints
+
+
+def average_runs(checkpoints: list[Path], out: Path, name: str) -> Path:
+    """Step 2: the uniform mean of the checkpoints (a running mean: the k-th enters at 1/k)."""
+    from handseg_training.soup import soup
+
+    if len(checkpoints) == 1:
+        say(f"2. one run: {checkpoints[0]} is the model")
+        return checkpoints[0]
+    target = out / "soup" / "model.safetensors"
+    if target.exists():
+        say(f"2. reusing the mean {target}")
+        return target
+    mean = checkpoints[0]
+    for k, checkpoint in enumerate(checkpoints[1:], start=2):
+        step = target if k == len(checkpoints) else out / "soup" / f"mean-of-{k}" / "model.safetensors"
+        soup(mean, checkpoint, 1.0 / k, step, name)
+        mean = step
+    say(f"2. averaged {len(checkpoints)} runs' weights into {target}")
+    return target
+
+
+def export_float(checkpoint: Path, models: Path, name: str):
+    """Step 3: the float model, fp16 weights, listed in `models`/index.json."""
+    from handseg_training.export import export, register
+    from handseg_training.train import load_checkpoint
+
+    path = models / f"{name}.onnx"
+    if path.exists():
+        say(f"3. reusing {path}")
+        return listed(models, name)
+    model, cfg = load_checkpoint(checkpoint)
+    spec = export(model, cfg, path, name=name, half=True)
+    register(spec, models)
+    say(f"3. exported {path} (sha256 {spec.sha256[:12]}...)")
+    return spec
+
+
+def quantize_default(float_spec, models: Path, data_root: Path, name: str):
+    """Step 4: the int8 model, calibrated on CALIBRATION, the default of `models`."""
+    from handseg_training.export import register
+    from handseg_training.quantize import gather_photos, quantize
+
+    path = models / f"{name}.onnx"
+    if path.exists():
+        say(f"4. reusing {path}")
+        return listed(models, name)
+    sources = []
+    for pattern in CALIBRATION:
+        found = sorted(data_root.glob(pattern)) if any(c in pattern for c in "*?[") else [data_root / pattern]
+        found = [p for p in found if p.exists()]
+        if not found:
+            say(f"4. calibration: nothing at {data_root / pattern}; going on without it")
+        sources += found
+    say("4. quantising (calibration: a few minutes)")
+    result = quantize(str(float_spec.path), gather_photos(sources), path, name=name)
+    register(result.spec, models, default=True)
+    say(f"4. wrote {path}: masks agree with the float model's at {result.agreement:.3f} IoU on "
+        f"{result.photos} calibration photos; one pass, one thread: {result.int8_ms:.0f} ms (float {result.float_ms:.0f})")
+    return result.spec
+
+
+def listed(models: Path, name: str):
+    """The entry of `name` in `models`/index.json, as a spec."""
+    from handseg_core.registry import read_index
+
+    for spec in read_index(models):
+        if spec.name == name:
+            return spec
+    raise SystemExit(f"ship: {models / 'index.json'} does not list {name}; run again with --fresh")
+
+
+def dev_sets(data_root: Path, ood: Path | None) -> list[str]:
+    """The dev sets of `devsets` that `data_root` holds, then the out-of-domain set's two halves."""
+    from handseg_training.devsets import SETS
+
+    present = {"hands11k_holdout": "hands11k_subset"}
+    sets = [s for s in SETS if (data_root / present.get(s, s)).is_dir()]
+    if ood is not None:
+        sets += [str(ood / half) for half in ("closeups", "hands_over_faces") if (ood / half).is_dir()]
+    return sets
+
+
+def measure(specs: list, models: Path, out: Path, data_root: Path, ood: Path | None, limit: int | None,
+            default: str) -> dict:
+    """Step 5: each model's IoU on the dev sets, into its index entry and OUT/eval/<name>.json."""
+    from handseg_training.devsets import measure as measure_model
+    from handseg_training.export import register
+
+    sets = dev_sets(data_root, ood)
+    if not sets:
+        say(f"5. no dev sets under {data_root}; not measured")
+        return {}
+    table = {}
+    for spec in specs:
+        say(f"5. measuring {spec.name} on {len(sets)} sets" + (f" ({limit} photos a set at most)" if limit else ""))
+        results = measure_model(str(spec.path), data_root, sets, limit=limit)
+        (out / "eval").mkdir(parents=True, exist_ok=True)
+        (out / "eval" / f"{spec.name}.json").write_text(json.dumps(results, indent=1) + "\n")
+        metrics = {_short(s): {k: v for k, v in r.items() if k not in ("per_image", "seconds")} for s, r in results.items()}
+        register(replace(listed(models, spec.name), metrics=metrics), models, default=spec.name == default)
+        table[spec.name] = {s: r["iou"] for s, r in metrics.items()}
+    return table
+
+
+def _short(name: str) -> str:
+    """A set's name for the metrics: the out-of-domain halves as `ood_closeups`, ..."""
+    path = Path(name)
+    return f"ood_{path.name}" if path.is_absolute() or len(path.parts) > 1 else name
+
+
+def report(table: dict, out: Path, started: float) -> Path:
+    sets = list(dict.fromkeys(s for row in table.values() for s in row))
+    lines = [f"# {out}: trained, averaged, exported, quantised and measured in "
+             f"{(time.monotonic() - started) / 60:.1f} minutes", "",
+             "Mean per-photo hand IoU (`devsets`; each photo's in eval/).", "",
+             "| model | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+    lines += [f"| {name} | " + " | ".join(f"{row.get(s, float('nan')):.3f}" for s in sets) + " |"
+              for name, row in table.items()]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m handseg_training.ship", description=__doc__.split("\n\n")[0])
+    parser.add_argument("configs", nargs="*", type=Path, help="the runs to average [default: the shipped recipe's two]")
+    parser.add_argument("--out", type=Path, default=Path("runs/ship"))
+    parser.add_argument("--data-root", default="../shared/data")
+    parser.add_argument("--ood", type=Path, help="an oodset folder [default: DATA/ood where it exists]")
+    parser.add_argument("--name", default=NAME, help=f"the float model's name; the int8's adds -int8 [default: {NAME}]")
+    parser.add_argument("--minutes", type=float, help="time budget of each run [default: each config's]")
+    parser.add_argument("--grace-minutes", type=float, default=3.0, help="for loading, evaluation and export")
+    parser.add_argument("--encoder-weights-dir", type=Path)
+    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 4))
+    parser.add_argument("--data-seed", type=int, help="seed of every run's batch draws [default: each config's seed]")
+    parser.add_argument("--limit", type=int, help="photos a dev set at most [default: all]")
+    parser.add_argument("--fresh", action="store_true", help="delete OUT first instead of reusing what it holds")
+    args = parser.parse_args(argv)
+
+    configs = args.configs or list(RECIPE)
+    for config in configs:
+        if not config.is_file():
+            parser.error(f"{config}: no such config")
+    data_root = Path(args.data_root)
+    if not data_root.is_dir():
+        parser.error(f"--data-root {data_root}: no such folder (the training data; see README, Training)")
+    ood = args.ood or (data_root / "ood" if (data_root / "ood").is_dir() else None)
+    if args.fresh and args.out.exists():
+        shutil.rmtree(args.out)
+    started = time.monotonic()
+    models = args.out / "models"
+    try:
+        checkpoints = train_runs(configs, args.out, args)
+        mean = average_runs(checkpoints, args.out, args.name)
+        float_spec = export_float(mean, models, args.name)
+        int8_spec = quantize_default(float_spec, models, data_root, f"{args.name}-int8")
+    except (OSError, ValueError, RuntimeError) as error:
+        raise SystemExit(f"ship: {str(error).splitlines()[0]}") from None
+    table = measure([int8_spec, float_spec], models, args.out, data_root, ood, args.limit, int8_spec.name)
+    if table:
+        say(f"wrote {report(table, args.out, started)}")
+    say(f"done: HANDSEG_MODELS={models} HANDSEG_DEFAULT_MODEL={int8_spec.name} handseg mask PHOTO")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""One command from nothing to a packaged default: train, average, export, quantise, measure."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("segmentation_models_pytorch")
+pytest.importorskip("onnx")
+
+from handseg_core import load_model  # noqa: E402
+from handseg_core.registry import read_index  # noqa: E402
+from handseg_training import quantize as Q  # noqa: E402
+from handseg_training import ship  # noqa: E402
+from handseg_training.train import read_checkpoint  # noqa: E402
+from .test_train_tiny import _synthetic_set  # noqa: E402
+
+CONFIG = """
+name = "{name}"
+encoder = "tf_efficientnet_lite0"
+decoder_channels = 16
+encoder_weights = "none"
+input_size = 128
+hand_limit = 333
+hand_extent = 222
+lr = {lr}
+crop = 64
+batch = 4
+warmup_steps = 2
+max_steps = 3
+time_budget_minutes = 10
+precision = "fp32"
+log_every = 2
+seed = 0
+[data]
+frames = ["egohands_400"]
+eval = []
+"""
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ship")
+    data = root / "data"
+    _synthetic_set(data / "egohands_400", 10, seed=0)  # trained on, calibrated on, measured on
+    configs = []
+    for name, lr in (("run-a", 5e-4), ("run-b", 2e-3)):  # two runs that end apart
+        configs.append(root / f"{name}.toml")
+        configs[-1].write_text(CONFIG.format(name=name, lr=lr))
+    out = root / "out"
+    argv = [*map(str, configs), "--out", str(out), "--data-root", str(data), "--name", "tiny", "--threads", "1"]
+    # An untrained network's masks are noise, which the int8 check would refuse; what is tested
+    # here is the chain of steps (quantize's own checks are in test_quantize.py).
+    patch = pytest.MonkeyPatch()
+    patch.setattr(Q, "quantize", functools.partial(Q.quantize, min_agreement=0.0))
+    try:
+        ship.main(argv)
+    finally:
+        patch.undo()
+    return out, argv
+
+
+def test_one_command_leaves_a_float_and_a_default_int8_model_listed_with_their_metrics(shipped):
+    out, _ = shipped
+    models = {spec.name: spec for spec in read_index(out / "models")}
+    assert set(models) == {"tiny", "tiny-int8"}
+    index = json.loads((out / "models" / "index.json").read_text())["models"]
+    assert [e["name"] for e in index if e.get("default")] == ["tiny-int8"]
+    for spec in models.values():
+        assert spec.path.is_file() and spec.sha256
+        assert (spec.hand_limit, spec.hand_extent) == (333, 222)  # the config's, in the index ...
+        session = load_model(str(spec.path))
+        assert (session.spec.hand_limit, session.spec.hand_extent) == (333, 222)  # ... and the file
+        assert session.spec.input_size == 128
+        assert set(spec.metrics) == {"egohands_400"} and 0.0 <= spec.metrics["egohands_400"]["iou"] <= 1.0
+        per_photo = json.loads((out / "eval" / f"{spec.name}.json").read_text())["egohands_400"]["per_image"]
+        assert len(per_photo) == 10
+    assert Q.is_quantized(__import__("onnx").load(str(models["tiny-int8"].path)))
+    table = (out / "report.md").read_text()
+    assert "| tiny-int8 |" in table and "| tiny |" in table and "egohands_400" in table
+
+
+def test_the_model_is_the_mean_of_the_runs(shipped):
+    out, _ = shipped
+    a, _ = read_checkpoint(out / "runs" / "run-a" / "model.safetensors")
+    b, _ = read_checkpoint(out / "runs" / "run-b" / "model.safetensors")
+    mean, meta = read_checkpoint(out / "soup" / "model.safetensors")
+    assert json.loads(meta["config"])["name"] == "tiny"
+    differing = [k for k in a if a[k].is_floating_point() and not np.allclose(a[k].numpy(), b[k].numpy())]
+    assert differing
+    for key in differing:
+        assert np.allclose(mean[key].float().numpy(), (a[key].float().numpy() + b[key].float().numpy()) / 2, atol=1e-6)
+
+
+def test_a_second_call_reuses_every_step(shipped, capsys):
+    out, argv = shipped
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.onnx")}
+    ship.main(argv)
+    said = capsys.readouterr().out
+    assert said.count("reusing") == 5  # two runs, the mean, the float and the int8 models
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.onnx")} == before

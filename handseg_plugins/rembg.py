@@ -8,10 +8,11 @@ stretches it from its minimum to its maximum, and resizes that to the image size
 The exported graph wraps the handseg network so that it works under those rules:
 
 - in front, nodes undo rembg's normalisation and apply the model's own (mean and std from its
-  spec). The network then reads rembg's 320x320 image as it is (`network_size`), or smaller
-  where the hands fill it: a quick pass of a copy of the network at FIND_SIZE measures the
-  largest hand and the side follows the engine's rule (`HandSegmenter.fitted_size`; regions
-  cannot be labelled in a graph, so a hand's extent is its longest run of rows or columns). The
+  spec). The network then reads rembg's 320x320 image as it is (`network_size`), or, for a
+  model whose `hand_limit` is below that side (lite0), smaller where the hands fill it: a quick
+  pass of a copy of the network at FIND_SIZE measures the largest hand and the side follows the
+  engine's rule (`HandSegmenter.fitted_size`; regions cannot be labelled in a graph, so a hand's
+  extent is its longest run of rows or columns). The
   graph enlarged rembg's image to the model's 512 until 2026-11-27, where hands that fill the
   photo are mostly missed. Under rembg 2.0.86 itself (`python -m handseg_training.devsets
   MODEL --rembg`, 100 photos a set; the default model of that day), 512 / 320 / 320 with the

@@ -10,7 +10,8 @@ The steps, each one of handseg's own tools, each writing under OUT:
 2. their mean (`soup`; one run is used as it is): OUT/soup/model.safetensors;
 3. the float model (`handseg export --half`): OUT/models/<name>.onnx;
 4. the int8 default (`handseg quantize`, on the photos of CALIBRATION): OUT/models/<name>-int8.onnx,
-   the folder's default;
+   the folder's default (where its masks disagree with the float model's, as an untrained
+   model's do, the float model is the default, is measured, and the command ends with an error);
 5. both measured on the dev sets found under the data root (`devsets`, and the out-of-domain set
    of `oodset` where --ood or DATA/ood holds one): their IoU goes into OUT/models/index.json as
    the models' metrics, each photo's into OUT/eval/<model>.json (for `paired`), a table into
@@ -50,7 +51,13 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def train_runs(configs: list[Path], out: Path, args) -> list[Path]:
+def reusing(step: int, what: str, path: Path, reused: list[int]) -> None:
+    say(f"{step}. reusing {what}{path}")
+    if step not in reused:
+        reused.append(step)
+
+
+def train_runs(configs: list[Path], out: Path, args, reused: list[int]) -> list[Path]:
     """Step 1: the checkpoints of `configs`, trained side by side where missing."""
     from handseg_training import candidates as C
 
@@ -61,7 +68,7 @@ def train_runs(configs: list[Path], out: Path, args) -> list[Path]:
     todo = [(name, config) for name, config, ckpt in zip(names, configs, checkpoints) if not ckpt.exists()]
     for name, ckpt in zip(names, checkpoints):
         if ckpt.exists():
-            say(f"1. {name}: reusing {ckpt}")
+            reusing(1, f"{name}: ", ckpt, reused)
     if todo:
         minutes = max(args.minutes or load_config(c).time_budget_minutes for _, c in todo)
         say(f"1. training {', '.join(n for n, _ in todo)} side by side (about {minutes:g} minutes each; "
@@ -78,7 +85,7 @@ def train_runs(configs: list[Path], out: Path, args) -> list[Path]:
     return checkpoints
 
 
-def average_runs(checkpoints: list[Path], out: Path, name: str) -> Path:
+def average_runs(checkpoints: list[Path], out: Path, name: str, reused: list[int]) -> Path:
     """Step 2: the uniform mean of the checkpoints (a running mean: the k-th enters at 1/k)."""
     from handseg_training.soup import soup
 
@@ -87,7 +94,7 @@ def average_runs(checkpoints: list[Path], out: Path, name: str) -> Path:
         return checkpoints[0]
     target = out / "soup" / "model.safetensors"
     if target.exists():
-        say(f"2. reusing the mean {target}")
+        reusing(2, "the mean ", target, reused)
         return target
     mean = checkpoints[0]
     for k, checkpoint in enumerate(checkpoints[1:], start=2):
@@ -98,14 +105,14 @@ def average_runs(checkpoints: list[Path], out: Path, name: str) -> Path:
     return target
 
 
-def export_float(checkpoint: Path, models: Path, name: str):
+def export_float(checkpoint: Path, models: Path, name: str, reused: list[int]):
     """Step 3: the float model, fp16 weights, listed in `models`/index.json."""
     from handseg_training.export import export, register
     from handseg_training.train import load_checkpoint
 
     path = models / f"{name}.onnx"
     if path.exists():
-        say(f"3. reusing {path}")
+        reusing(3, "", path, reused)
         return listed(models, name)
     model, cfg = load_checkpoint(checkpoint)
     spec = export(model, cfg, path, name=name, half=True)
@@ -114,14 +121,14 @@ def export_float(checkpoint: Path, models: Path, name: str):
     return spec
 
 
-def quantize_default(float_spec, models: Path, data_root: Path, name: str):
+def quantize_default(float_spec, models: Path, data_root: Path, name: str, reused: list[int]):
     """Step 4: the int8 model, calibrated on CALIBRATION, the default of `models`."""
     from handseg_training.export import register
     from handseg_training.quantize import gather_photos, quantize
 
     path = models / f"{name}.onnx"
     if path.exists():
-        say(f"4. reusing {path}")
+        reusing(4, "", path, reused)
         return listed(models, name)
     sources = []
     for pattern in CALIBRATION:
@@ -187,10 +194,13 @@ def _short(name: str) -> str:
     return f"ood_{path.name}" if path.is_absolute() or len(path.parts) > 1 else name
 
 
-def report(table: dict, out: Path, started: float) -> Path:
+def report(table: dict, out: Path, started: float, reused: list[int]) -> Path:
     sets = list(dict.fromkeys(s for row in table.values() for s in row))
-    lines = [f"# {out}: trained, averaged, exported, quantised and measured in "
-             f"{(time.monotonic() - started) / 60:.1f} minutes", "",
+    steps = ", ".join(map(str, sorted(reused)))
+    lines = [f"# {out}", "",
+             f"Trained, averaged, exported, quantised and measured by `python -m handseg_training.ship`: "
+             f"{(time.monotonic() - started) / 60:.1f} minutes in its last call"
+             + (f", which reused the output of step {steps} from an earlier one." if reused else "."), "",
              "Mean per-photo hand IoU (`devsets`; each photo's in eval/).", "",
              "| model | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
     lines += [f"| {name} | " + " | ".join(f"{row.get(s, float('nan')):.3f}" for s in sets) + " |"
@@ -215,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, help="photos a dev set at most [default: all]")
     parser.add_argument("--fresh", action="store_true", help="delete OUT first instead of reusing what it holds")
     args = parser.parse_args(argv)
+    from handseg_training.export import register
 
     configs = args.configs or list(RECIPE)
     for config in configs:
@@ -228,17 +239,27 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(args.out)
     started = time.monotonic()
     models = args.out / "models"
+    reused: list[int] = []
     try:
-        checkpoints = train_runs(configs, args.out, args)
-        mean = average_runs(checkpoints, args.out, args.name)
-        float_spec = export_float(mean, models, args.name)
-        int8_spec = quantize_default(float_spec, models, data_root, f"{args.name}-int8")
+        checkpoints = train_runs(configs, args.out, args, reused)
+        mean = average_runs(checkpoints, args.out, args.name, reused)
+        float_spec = export_float(mean, models, args.name, reused)
     except (OSError, ValueError, RuntimeError) as error:
         raise SystemExit(f"ship: {str(error).splitlines()[0]}") from None
-    table = measure([int8_spec, float_spec], models, args.out, data_root, ood, args.limit, int8_spec.name)
+    failed = ""
+    try:
+        specs = [quantize_default(float_spec, models, data_root, f"{args.name}-int8", reused), float_spec]
+    except (OSError, ValueError) as error:  # e.g. a model trained too briefly for its int8 masks to agree
+        failed = f"ship: no int8 model: {str(error).splitlines()[0]}"
+        say(f"4. {failed}; the float model is the folder's default")
+        specs = [float_spec]
+        register(listed(models, float_spec.name), models, default=True)
+    table = measure(specs, models, args.out, data_root, ood, args.limit, specs[0].name)
     if table:
-        say(f"wrote {report(table, args.out, started)}")
-    say(f"done: HANDSEG_MODELS={models} HANDSEG_DEFAULT_MODEL={int8_spec.name} handseg mask PHOTO")
+        say(f"wrote {report(table, args.out, started, reused)}")
+    say(f"done: HANDSEG_MODELS={models} HANDSEG_DEFAULT_MODEL={specs[0].name} handseg mask PHOTO")
+    if failed:
+        raise SystemExit(failed)
 
 
 if __name__ == "__main__":

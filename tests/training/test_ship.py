@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shutil
 import json
 
 import numpy as np
@@ -82,6 +83,7 @@ def test_one_command_leaves_a_float_and_a_default_int8_model_listed_with_their_m
     assert Q.is_quantized(__import__("onnx").load(str(models["tiny-int8"].path)))
     table = (out / "report.md").read_text()
     assert "| tiny-int8 |" in table and "| tiny |" in table and "egohands_400" in table
+    assert "reused" not in table  # the first call made everything
 
 
 def test_the_model_is_the_mean_of_the_runs(shipped):
@@ -103,3 +105,22 @@ def test_a_second_call_reuses_every_step(shipped, capsys):
     said = capsys.readouterr().out
     assert said.count("reusing") == 5  # two runs, the mean, the float and the int8 models
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.onnx")} == before
+    assert "reused the output of step 1, 2, 3, 4 from an earlier one" in (out / "report.md").read_text()
+
+
+def test_an_int8_model_that_disagrees_leaves_the_float_model_as_the_measured_default(shipped, tmp_path, monkeypatch):
+    out, argv = shipped
+    again = tmp_path / "again"
+    for step in ("runs", "soup"):  # the trained runs and their mean, reused
+        shutil.copytree(out / step, again / step)
+    monkeypatch.setattr(Q, "quantize", functools.partial(Q.quantize, min_agreement=1.01))  # no model passes
+    argv = [*argv[: argv.index("--out") + 1], str(again), *argv[argv.index("--out") + 2:]]
+
+    with pytest.raises(SystemExit, match="no int8 model: the int8 model's masks agree"):
+        ship.main(argv)
+
+    index = json.loads((again / "models" / "index.json").read_text())["models"]
+    assert [(e["name"], e.get("default", False)) for e in index] == [("tiny", True)]
+    assert set(index[0]["metrics"]) == {"egohands_400"}
+    assert not (again / "models" / "tiny-int8.onnx").exists()
+    assert "| tiny |" in (again / "report.md").read_text()

@@ -260,8 +260,9 @@ def load_model(
     except OSError:
         raise ModelError(f"{spec.path}: model file missing; reinstall handseg or export the model again") from None
     # The file's size and time are part of the key: a replaced or damaged file is read (and
-    # verified) again instead of being served from the cache.
-    key = (str(path), stat.st_size, stat.st_mtime_ns, device, threads)
+    # verified) again instead of being served from the cache. So is the spec: two registry
+    # entries may share a file with other settings (input size, hand limits).
+    key = (str(path), stat.st_size, stat.st_mtime_ns, device, threads, spec)
     with _cache_lock:
         session = _cache.get(key)
         if session is None:

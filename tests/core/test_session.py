@@ -114,6 +114,26 @@ def test_load_model_is_cached(packaged):
     assert load_model(packaged.spec.path) is packaged
 
 
+def test_two_names_for_one_file_keep_their_own_settings(tmp_path, monkeypatch):
+    """A models folder may list one file twice with other settings; each name gets its own
+    session, and asking again for either returns the same one."""
+    import json
+
+    from handseg_core import registry
+
+    path = write_red_model(tmp_path, "shared", input_size=128)
+    entries = [{"name": name, "file": path.name, "encoder": "tiny", "input_size": 128, "hand_limit": limit}
+               for name, limit in (("wide-limit", 400), ("narrow-limit", 100))]
+    (tmp_path / "index.json").write_text(json.dumps({"models": entries}))
+    monkeypatch.setenv(registry.ENV_FOLDERS, str(tmp_path))
+
+    wide, narrow = load_model("wide-limit"), load_model("narrow-limit")
+
+    assert (wide.spec.name, wide.spec.hand_limit) == ("wide-limit", 400)
+    assert (narrow.spec.name, narrow.spec.hand_limit) == ("narrow-limit", 100)
+    assert load_model("wide-limit") is wide and load_model("narrow-limit") is narrow
+
+
 def test_unknown_device():
     with pytest.raises(ModelError, match="'auto', 'cpu' or 'cuda'"):
         load_model(device="gpu")

@@ -34,6 +34,10 @@ class TrainConfig:
     decoder_channels: int = 256
     encoder_weights: str = "package"  # package | imagenet | none | PATH
     init_from: str = ""  # a checkpoint (.safetensors) or float ONNX file (`handseg export --half`) to start from
+    # BatchNorm statistics held as loaded (its layers in eval mode): for fine-tuning from init_from
+    # with small batches, whose statistics would otherwise replace the model's (a CPU batch of 8
+    # moved the shipped lite2's 11k IoU from 0.966 to 0.934 in 38 steps at a learning rate of 4e-5)
+    freeze_batchnorm: bool = False
     input_size: int = 512  # long side at inference
     min_input_size: int = 0  # smaller images are enlarged to this at inference (0: never)
     hand_limit: int = 280  # a hand spanning more network pixels than this is seen smaller ...

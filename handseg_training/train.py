@@ -290,6 +290,18 @@ def load_checkpoint(path: Path) -> tuple[torch.nn.Module, TrainConfig]:
     return model.eval(), cfg
 
 
+def hold_batchnorm(model: torch.nn.Module) -> int:
+    """Put every BatchNorm layer of a model in training into eval mode: it normalises with its
+    running statistics and no longer updates them (its scale and shift still learn). Returns
+    how many layers were held."""
+    held = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            held += 1
+    return held
+
+
 def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path | None = None, progress=None) -> dict:
     """Train, checkpoint, evaluate and export. Returns the report also written to report.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -329,6 +341,8 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
     restart_step = None
     checkpoint = out_dir / "model.safetensors"
     model.train()
+    if cfg.freeze_batchnorm:
+        hold_batchnorm(model)
     while step < cfg.max_steps:
         elapsed = time.monotonic() - start
         fraction = max(step / cfg.max_steps, elapsed / budget)

@@ -228,3 +228,47 @@ def test_data_seed_changes_the_draws_not_the_start():
     assert torch.equal(draws(base), draws(TrainConfig(seed=3, data_seed=3)))
     assert torch.equal(draws(TrainConfig(seed=3, data_seed=5)), draws(TrainConfig(seed=7, data_seed=5)))
     assert not torch.equal(draws(base), draws(TrainConfig(seed=3, data_seed=4)))
+
+
+def test_held_batchnorm_keeps_its_statistics_and_still_learns(tmp_path):
+    """freeze_batchnorm: the BatchNorm layers' running statistics come out of training as they
+    went in (here the initial zeros and ones), while the weights, their scales included, move."""
+    root = tmp_path / "data"
+    _synthetic_set(root / "scenes", 6, seed=0)
+    config = tmp_path / "held.toml"
+    config.write_text(
+        """
+name = "held"
+encoder = "tf_efficientnet_lite0"
+decoder_channels = 16
+encoder_weights = "none"
+freeze_batchnorm = true
+input_size = 128
+crop = 64
+batch = 4
+lr = 3e-3
+warmup_steps = 1
+max_steps = 3
+time_budget_minutes = 10
+precision = "fp32"
+[data]
+frames = ["scenes"]
+frame_size = [72, 128]
+eval = []
+"""
+    )
+    cfg = load_config(config, {"data.root": str(root)})
+    run(cfg, tmp_path / "run", device="cpu")
+    model, _ = load_checkpoint(tmp_path / "run" / "model.safetensors")
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) > 10
+    for norm in norms:
+        assert torch.equal(norm.running_mean, torch.zeros_like(norm.running_mean))
+        assert torch.equal(norm.running_var, torch.ones_like(norm.running_var))
+    assert any(not torch.equal(n.weight, torch.ones_like(n.weight)) for n in norms)  # the scales learnt
+
+    cfg.freeze_batchnorm = False  # the same run without: the statistics move
+    run(cfg, tmp_path / "free", device="cpu")
+    model, _ = load_checkpoint(tmp_path / "free" / "model.safetensors")
+    assert any(not torch.equal(m.running_mean, torch.zeros_like(m.running_mean))
+               for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))

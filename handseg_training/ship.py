@@ -18,7 +18,8 @@ The steps, each one of handseg's own tools, each writing under OUT:
    OUT/report.md.
 
 A step whose output exists is not run again (it says so), so a stopped run picks up where it
-stopped; --fresh starts over. Use the result by name:
+stopped; --fresh deletes what an earlier call wrote there (and nothing else) first. Use the
+result by name:
 
     HANDSEG_MODELS=OUT/models HANDSEG_DEFAULT_MODEL=<name>-int8 handseg mask photo.jpg
 
@@ -210,20 +211,31 @@ def report(table: dict, out: Path, started: float, reused: list[int]) -> Path:
     return path
 
 
+def forget(out: Path, names: list[str]) -> None:
+    """Delete what `main` writes in `out` for runs `names`, and nothing else there."""
+    for folder in [*(out / "runs" / name for name in names), out / "soup", out / "models", out / "eval"]:
+        if folder.is_dir():
+            shutil.rmtree(folder)
+    (out / "report.md").unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m handseg_training.ship", description=__doc__.split("\n\n")[0])
     parser.add_argument("configs", nargs="*", type=Path, help="the runs to average [default: the shipped recipe's two]")
-    parser.add_argument("--out", type=Path, default=Path("runs/ship"))
-    parser.add_argument("--data-root", default="../shared/data")
+    parser.add_argument("--out", type=Path, default=Path("runs/ship"), help="where everything goes [default: runs/ship]")
+    parser.add_argument("--data-root", default="../shared/data", help="the training data [default: ../shared/data]")
     parser.add_argument("--ood", type=Path, help="an oodset folder [default: DATA/ood where it exists]")
     parser.add_argument("--name", default=NAME, help=f"the float model's name; the int8's adds -int8 [default: {NAME}]")
     parser.add_argument("--minutes", type=float, help="time budget of each run [default: each config's]")
     parser.add_argument("--grace-minutes", type=float, default=3.0, help="for loading, evaluation and export")
-    parser.add_argument("--encoder-weights-dir", type=Path)
-    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 4))
+    parser.add_argument("--encoder-weights-dir", type=Path,
+                        help="ImageNet encoder weights as ENCODER.safetensors, instead of the lite packages")
+    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 4),
+                        help="CPU threads of each training run [default: a quarter of the cores]")
     parser.add_argument("--data-seed", type=int, help="seed of every run's batch draws [default: each config's seed]")
     parser.add_argument("--limit", type=int, help="photos a dev set at most [default: all]")
-    parser.add_argument("--fresh", action="store_true", help="delete OUT first instead of reusing what it holds")
+    parser.add_argument("--fresh", action="store_true",
+                        help="delete what an earlier call wrote in OUT instead of reusing it (nothing else there)")
     args = parser.parse_args(argv)
     from handseg_training.export import register
 
@@ -235,8 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     if not data_root.is_dir():
         parser.error(f"--data-root {data_root}: no such folder (the training data; see README, Training)")
     ood = args.ood or (data_root / "ood" if (data_root / "ood").is_dir() else None)
-    if args.fresh and args.out.exists():
-        shutil.rmtree(args.out)
+    if args.fresh:
+        forget(args.out, [load_config(c).name for c in configs])
     started = time.monotonic()
     models = args.out / "models"
     reused: list[int] = []

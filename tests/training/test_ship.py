@@ -124,3 +124,18 @@ def test_an_int8_model_that_disagrees_leaves_the_float_model_as_the_measured_def
     assert set(index[0]["metrics"]) == {"egohands_400"}
     assert not (again / "models" / "tiny-int8.onnx").exists()
     assert "| tiny |" in (again / "report.md").read_text()
+
+
+def test_fresh_deletes_only_what_ship_wrote(tmp_path):
+    out = tmp_path / "out"
+    mine = [out / "runs" / "run-a" / "model.safetensors", out / "soup" / "model.safetensors",
+            out / "models" / "tiny.onnx", out / "eval" / "tiny.json", out / "report.md"]
+    theirs = [out / "notes.txt", out / "runs" / "someone-else" / "model.safetensors"]
+    for path in mine + theirs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+
+    ship.forget(out, ["run-a"])
+
+    assert [p for p in mine if p.exists()] == []
+    assert all(p.exists() for p in theirs)

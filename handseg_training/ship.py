@@ -7,7 +7,10 @@ The steps, each one of handseg's own tools, each writing under OUT:
 
 1. the recipe's runs, side by side (`candidates`; default: the two configs of the shipped
    `handseg-lite2`, RECIPE): OUT/runs/<config name>/model.safetensors;
-2. their mean (`soup`; one run is used as it is): OUT/soup/model.safetensors;
+2. their mean (`soup`; one run is used as it is): OUT/soup/model.safetensors, then, with the
+   default recipe or --finetune CONFIG, that config trained further from it (`handseg train`
+   with init_from the mean; FINETUNE): OUT/finetune/model.safetensors, and the mean of the two
+   (--finetune-weight, the fine-tuned model's share): OUT/finetune/mean/model.safetensors;
 3. the float model (`handseg export --half`): OUT/models/<name>.onnx;
 4. the int8 default (`handseg quantize`, on the photos of CALIBRATION): OUT/models/<name>-int8.onnx,
    the folder's default (where its masks disagree with the float model's, as an untrained
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
@@ -41,6 +45,7 @@ from handseg_training.config import load_config
 
 CONFIGS = Path(__file__).parent / "configs"
 RECIPE = (CONFIGS / "lite2-gpu.toml", CONFIGS / "lite2-own20-gpu.toml")
+FINETUNE = CONFIGS / "lite2-finetune-cpu.toml"  # the recipe's last training step, from the mean
 NAME = "handseg-lite2"
 # What `handseg quantize` calibrated the shipped int8 on, under the data root: hands, faces (not
 # those whose file name ends in 0, kept for the out-of-domain set) and backgrounds.
@@ -103,6 +108,50 @@ def average_runs(checkpoints: list[Path], out: Path, name: str, reused: list[int
         soup(mean, checkpoint, 1.0 / k, step, name)
         mean = step
     say(f"2. averaged {len(checkpoints)} runs' weights into {target}")
+    return target
+
+
+def finetune(mean: Path, config: Path, out: Path, data_root: Path, name: str, weight: float,
+             reused: list[int]) -> Path:
+    """Step 2, continued: `config` trained from the mean's weights, then averaged with them
+    (`weight`: the fine-tuned model's share; 1 keeps it alone)."""
+    from handseg_training.soup import soup
+
+    tuned = train_from(mean, config, out / "finetune" / "model.safetensors", data_root, name, reused)
+    if weight == 1.0:
+        return tuned
+    target = out / "finetune" / "mean" / "model.safetensors"
+    if target.exists():
+        reusing(2, "the mean with the fine-tuned model ", target, reused)
+        return target
+    soup(mean, tuned, weight, target, name)
+    say(f"2. averaged: {1 - weight:g} x the mean + {weight:g} x the fine-tuned model: {target}")
+    return target
+
+
+def train_from(mean: Path, config: Path, target: Path, data_root: Path, name: str, reused: list[int]) -> Path:
+    from handseg_training.train import run
+
+    if target.exists():
+        reusing(2, "the fine-tuned model ", target, reused)
+        return target
+    cfg = load_config(config, {"init_from": str(mean), "data.root": str(data_root), "name": name})
+    say(f"2. training {config.name} from the mean ({cfg.max_steps} steps at most, {cfg.time_budget_minutes:g} "
+        f"minutes at most; log in {target.parent / 'train.log'})")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(target.parent / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger = logging.getLogger("handseg_training")
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        report = run(cfg, target.parent, cache_dir=Path("cache"))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+        handler.close()
+    say(f"2. trained {report['steps']} steps in {report['train_seconds'] / 60:.1f} minutes: {target}")
     return target
 
 
@@ -213,7 +262,8 @@ def report(table: dict, out: Path, started: float, reused: list[int]) -> Path:
 
 def forget(out: Path, names: list[str]) -> None:
     """Delete what `main` writes in `out` for runs `names`, and nothing else there."""
-    for folder in [*(out / "runs" / name for name in names), out / "soup", out / "models", out / "eval"]:
+    for folder in [*(out / "runs" / name for name in names), out / "soup", out / "finetune", out / "models",
+                   out / "eval"]:
         if folder.is_dir():
             shutil.rmtree(folder)
     (out / "report.md").unlink(missing_ok=True)
@@ -225,6 +275,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/ship"), help="where everything goes [default: runs/ship]")
     parser.add_argument("--data-root", default="../shared/data", help="the training data [default: ../shared/data]")
     parser.add_argument("--ood", type=Path, help="an oodset folder [default: DATA/ood where it exists]")
+    parser.add_argument("--finetune", help="a config to train further from the mean, or 'none' "
+                                           "[default: FINETUNE with the default recipe, else none]")
+    parser.add_argument("--finetune-weight", type=float, default=0.5,
+                        help="the fine-tuned model's share in its mean with the model it started from; "
+                             "1: the fine-tuned model alone [default: 0.5]")
     parser.add_argument("--name", default=NAME, help=f"the float model's name; the int8's adds -int8 [default: {NAME}]")
     parser.add_argument("--minutes", type=float, help="time budget of each run [default: each config's]")
     parser.add_argument("--grace-minutes", type=float, default=3.0, help="for loading, evaluation and export")
@@ -240,6 +295,16 @@ def main(argv: list[str] | None = None) -> None:
     from handseg_training.export import register
 
     configs = args.configs or list(RECIPE)
+    if not 0.0 < args.finetune_weight <= 1.0:
+        parser.error(f"--finetune-weight {args.finetune_weight}: give a share in (0, 1]")
+    if args.finetune is None:
+        args.finetune = None if args.configs else FINETUNE
+    elif args.finetune == "none":
+        args.finetune = None
+    else:
+        args.finetune = Path(args.finetune)
+        if not args.finetune.is_file():
+            parser.error(f"--finetune {args.finetune}: no such config")
     for config in configs:
         if not config.is_file():
             parser.error(f"{config}: no such config")
@@ -255,6 +320,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         checkpoints = train_runs(configs, args.out, args, reused)
         mean = average_runs(checkpoints, args.out, args.name, reused)
+        if args.finetune is not None:
+            mean = finetune(mean, args.finetune, args.out, data_root, args.name, args.finetune_weight, reused)
         float_spec = export_float(mean, models, args.name, reused)
     except (OSError, ValueError, RuntimeError) as error:
         raise SystemExit(f"ship: {str(error).splitlines()[0]}") from None

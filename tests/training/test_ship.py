@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 pytest.importorskip("segmentation_models_pytorch")
 pytest.importorskip("onnx")
 
@@ -52,8 +52,12 @@ def shipped(tmp_path_factory):
     for name, lr in (("run-a", 5e-4), ("run-b", 2e-3)):  # two runs that end apart
         configs.append(root / f"{name}.toml")
         configs[-1].write_text(CONFIG.format(name=name, lr=lr))
+    finetune = root / "finetune.toml"  # trained further from the mean, its statistics held
+    finetune.write_text(CONFIG.format(name="ignored", lr=1e-3).replace("max_steps = 3", "max_steps = 2")
+                        .replace("seed = 0", "seed = 0\nfreeze_batchnorm = true"))
     out = root / "out"
-    argv = [*map(str, configs), "--out", str(out), "--data-root", str(data), "--name", "tiny", "--threads", "1"]
+    argv = [*map(str, configs), "--finetune", str(finetune), "--out", str(out), "--data-root", str(data),
+            "--name", "tiny", "--threads", "1"]
     # An untrained network's masks are noise, which the int8 check would refuse; what is tested
     # here is the chain of steps (quantize's own checks are in test_quantize.py).
     patch = pytest.MonkeyPatch()
@@ -98,12 +102,29 @@ def test_the_model_is_the_mean_of_the_runs(shipped):
         assert np.allclose(mean[key].float().numpy(), (a[key].float().numpy() + b[key].float().numpy()) / 2, atol=1e-6)
 
 
+def test_the_model_is_trained_further_from_the_mean(shipped):
+    out, _ = shipped
+    mean, _ = read_checkpoint(out / "soup" / "model.safetensors")
+    tuned, meta = read_checkpoint(out / "finetune" / "model.safetensors")
+    config = json.loads(meta["config"])
+    assert config["init_from"] == str(out / "soup" / "model.safetensors") and config["name"] == "tiny"
+    assert config["freeze_batchnorm"] and config["max_steps"] == 2
+    moved = [k for k in mean if mean[k].is_floating_point() and not torch.equal(mean[k].float(), tuned[k].float())]
+    assert moved and not any("running_" in k for k in moved)  # trained, statistics held
+    half, _ = read_checkpoint(out / "finetune" / "mean" / "model.safetensors")  # the model: halfway back
+    for key in moved:
+        assert np.allclose(half[key].float().numpy(), (mean[key].float().numpy() + tuned[key].float().numpy()) / 2,
+                           atol=1e-6)
+    exported = load_model(str(out / "models" / "tiny.onnx"))
+    assert exported.spec.name == "tiny"
+
+
 def test_a_second_call_reuses_every_step(shipped, capsys):
     out, argv = shipped
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.onnx")}
     ship.main(argv)
     said = capsys.readouterr().out
-    assert said.count("reusing") == 5  # two runs, the mean, the float and the int8 models
+    assert said.count("reusing") == 7  # runs, mean, fine-tuned, their mean, float, int8
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.onnx")} == before
     assert "reused the output of step 1, 2, 3, 4 from an earlier one" in (out / "report.md").read_text()
 
@@ -111,7 +132,7 @@ def test_a_second_call_reuses_every_step(shipped, capsys):
 def test_an_int8_model_that_disagrees_leaves_the_float_model_as_the_measured_default(shipped, tmp_path, monkeypatch):
     out, argv = shipped
     again = tmp_path / "again"
-    for step in ("runs", "soup"):  # the trained runs and their mean, reused
+    for step in ("runs", "soup", "finetune"):  # the trained runs, their mean and its fine-tuning, reused
         shutil.copytree(out / step, again / step)
     monkeypatch.setattr(Q, "quantize", functools.partial(Q.quantize, min_agreement=1.01))  # no model passes
     argv = [*argv[: argv.index("--out") + 1], str(again), *argv[argv.index("--out") + 2:]]
@@ -129,6 +150,7 @@ def test_an_int8_model_that_disagrees_leaves_the_float_model_as_the_measured_def
 def test_fresh_deletes_only_what_ship_wrote(tmp_path):
     out = tmp_path / "out"
     mine = [out / "runs" / "run-a" / "model.safetensors", out / "soup" / "model.safetensors",
+            out / "finetune" / "model.safetensors",
             out / "models" / "tiny.onnx", out / "eval" / "tiny.json", out / "report.md"]
     theirs = [out / "notes.txt", out / "runs" / "someone-else" / "model.safetensors"]
     for path in mine + theirs:

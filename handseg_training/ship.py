@@ -20,8 +20,8 @@ The steps, each one of handseg's own tools, each writing under OUT:
    the models' metrics, each photo's into OUT/eval/<model>.json (for `paired`), a table into
    OUT/report.md.
 
-A step whose output exists is not run again (it says so), so a stopped run picks up where it
-stopped; --fresh deletes what an earlier call wrote there (and nothing else) first. Use the
+A step of 1-4 whose output exists is not run again (it says so), so a stopped run picks up where
+it stopped (the measuring, step 5, runs every time); --fresh deletes what an earlier call wrote there (and nothing else) first. Use the
 result by name:
 
     HANDSEG_MODELS=OUT/models HANDSEG_DEFAULT_MODEL=<name>-int8 handseg mask photo.jpg

@@ -50,6 +50,32 @@ def launch(config: Path, out: Path, data_root: str | None, minutes: float | None
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
+def config_names(configs: list[Path]) -> list[str]:
+    """The configs' run names.
+
+    Raises:
+        ValueError: two configs share a name (their runs would share a folder).
+    """
+    names = [load_config(c).name for c in configs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"configs must have different names, got {names}")
+    return names
+
+
+def train_side_by_side(configs: list[Path], out: Path, data_root: str | None, minutes: float | None,
+                       grace_minutes: float, weights_dir: Path | None, threads: int,
+                       data_seed: int | None = None) -> dict[str, int | None]:
+    """Train every config at once, each in OUT/<name>; wait until all have ended or the longest
+    time budget (`minutes`, else each config's) and `grace_minutes` have passed. Returns each
+    run's exit code (None: stopped at the deadline)."""
+    names = config_names(configs)
+    longest = max(minutes or load_config(c).time_budget_minutes for c in configs)
+    deadline = time.monotonic() + (longest + grace_minutes) * 60
+    processes = {name: launch(c, out, data_root, minutes, weights_dir, threads, data_seed)
+                 for name, c in zip(names, configs)}
+    return wait_all(processes, deadline)
+
+
 def wait_all(processes: dict[str, subprocess.Popen], deadline: float) -> dict[str, int | None]:
     """Wait for every run; stop those still going at the deadline (their last checkpoint stays)."""
     while any(p.poll() is None for p in processes.values()) and time.monotonic() < deadline:
@@ -154,15 +180,12 @@ def main() -> None:
     parser.add_argument("--data-seed", type=int,
                         help="seed of every run's batch draws (handseg train --data-seed) [default: each config's seed]")
     args = parser.parse_args()
-    names = [load_config(c).name for c in args.configs]
-    if len(set(names)) != len(names):
-        parser.error(f"configs must have different names, got {names}")
-    longest = max(args.minutes or load_config(c).time_budget_minutes for c in args.configs)
-    deadline = time.monotonic() + (longest + args.grace_minutes) * 60
-    processes = {name: launch(c, args.out, args.data_root, args.minutes, args.encoder_weights_dir, args.threads,
-                              args.data_seed)
-                 for name, c in zip(names, args.configs)}
-    codes = wait_all(processes, deadline)
+    try:
+        names = config_names(args.configs)
+    except ValueError as error:
+        parser.error(str(error))
+    codes = train_side_by_side(args.configs, args.out, args.data_root, args.minutes, args.grace_minutes,
+                               args.encoder_weights_dir, args.threads, args.data_seed)
     rows = gather(args.out, names, codes)
     print(markdown(rows))
     for name, code in codes.items():

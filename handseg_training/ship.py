@@ -67,9 +67,10 @@ def train_runs(configs: list[Path], out: Path, args, reused: list[int]) -> list[
     """Step 1: the checkpoints of `configs`, trained side by side where missing."""
     from handseg_training import candidates as C
 
-    names = [load_config(c).name for c in configs]
-    if len(set(names)) != len(names):
-        raise SystemExit(f"ship: the configs must have different names, got {names}")
+    try:
+        names = C.config_names(configs)
+    except ValueError as error:
+        raise SystemExit(f"ship: {error}") from None
     checkpoints = [out / "runs" / name / "model.safetensors" for name in names]
     todo = [(name, config) for name, config, ckpt in zip(names, configs, checkpoints) if not ckpt.exists()]
     for name, ckpt in zip(names, checkpoints):
@@ -79,10 +80,8 @@ def train_runs(configs: list[Path], out: Path, args, reused: list[int]) -> list[
         minutes = max(args.minutes or load_config(c).time_budget_minutes for _, c in todo)
         say(f"1. training {', '.join(n for n, _ in todo)} side by side (about {minutes:g} minutes each; "
             f"logs in {out / 'runs'}/<name>/train.log)")
-        deadline = time.monotonic() + (minutes + args.grace_minutes) * 60
-        processes = {name: C.launch(config, out / "runs", args.data_root, args.minutes, args.encoder_weights_dir,
-                                    args.threads, args.data_seed) for name, config in todo}
-        codes = C.wait_all(processes, deadline)
+        codes = C.train_side_by_side([c for _, c in todo], out / "runs", args.data_root, args.minutes,
+                                     args.grace_minutes, args.encoder_weights_dir, args.threads, args.data_seed)
         rows = C.gather(out / "runs", names, {n: codes.get(n, 0) for n in names})
         say(C.markdown(rows))
     for name, ckpt in zip(names, checkpoints):

@@ -25,6 +25,12 @@ from handseg_core.metrics import MaskStats
 from handseg_training import data as D
 
 SETS = ["egohands_cross14", "egohands_400", "hands11k_holdout", "massey_asl", "sign_digits"]
+SOURCE = {"hands11k_holdout": "hands11k_subset"}  # a set drawn from another's folder
+
+
+def sets_under(root: Path) -> list[str]:
+    """The sets of SETS whose folders `root` holds."""
+    return [name for name in SETS if (root / SOURCE.get(name, name)).is_dir()]
 
 
 def set_folder(name: str, root: Path) -> Path:
@@ -41,7 +47,7 @@ def set_folder(name: str, root: Path) -> Path:
 
 def pairs_of(name: str, root: Path, holdout_fraction: float = 0.2, seed: int = 0):
     if name == "hands11k_holdout":
-        folder = set_folder("hands11k_subset", root)
+        folder = set_folder(SOURCE[name], root)
         info = D.hands11k_subjects(folder)
         _, held = D.split_by_subject(D.PairFolder(folder).pairs(), info, holdout_fraction, seed)
         return held, {stem: row["skinColor"] for stem, row in info.items()}

@@ -206,10 +206,9 @@ def listed(models: Path, name: str):
 
 def dev_sets(data_root: Path, ood: Path | None) -> list[str]:
     """The dev sets of `devsets` that `data_root` holds, then the out-of-domain set's two halves."""
-    from handseg_training.devsets import SETS
+    from handseg_training.devsets import sets_under
 
-    present = {"hands11k_holdout": "hands11k_subset"}
-    sets = [s for s in SETS if (data_root / present.get(s, s)).is_dir()]
+    sets = sets_under(data_root)
     if ood is not None:
         sets += [str(ood / half) for half in ("closeups", "hands_over_faces") if (ood / half).is_dir()]
     return sets

@@ -9,7 +9,7 @@ from PIL import Image
 pytest.importorskip("torch")
 
 from handseg_core import Refinement  # noqa: E402
-from handseg_training.devsets import measure  # noqa: E402
+from handseg_training.devsets import measure, sets_under  # noqa: E402
 from tiny_model import hand_picture, write_red_model  # noqa: E402
 
 
@@ -66,3 +66,10 @@ def test_a_set_outside_the_root_is_found_by_its_path_and_a_missing_one_is_named(
     assert scores["extra"]["images"] == 2
     with pytest.raises(SystemExit, match="no set 'missing'"):
         measure(str(model), tmp_path / "root", sets=["missing"])
+
+
+def test_the_sets_under_a_root_include_the_held_out_hands_where_their_folder_is(tmp_path):
+    assert sets_under(tmp_path) == []
+    for name in ("sign_digits", "hands11k_subset", "egohands_cross14"):
+        (tmp_path / name).mkdir()
+    assert sets_under(tmp_path) == ["egohands_cross14", "hands11k_holdout", "sign_digits"]

@@ -1,12 +1,14 @@
 """From nothing to the shipped default in one command: train, average, export, quantise, measure.
 
     python -m handseg_training.ship --data-root ../shared/data --out runs/ship
-        [CONFIG ...] [--minutes M] [--encoder-weights-dir DIR] [--data-seed N] [--limit N]
+        [CONFIG ...] [--data-seeds N ...] [--minutes M] [--encoder-weights-dir DIR] [--limit N]
 
 The steps, each one of handseg's own tools, each writing under OUT:
 
 1. the recipe's runs, side by side (`candidates`; default: the two configs of the shipped
-   `handseg-lite2`, RECIPE): OUT/runs/<config name>/model.safetensors;
+   `handseg-lite2`, RECIPE, each trained twice, with the batches drawn from data seeds 0 and 1,
+   SEEDS): OUT/runs/seed<N>/<config name>/model.safetensors (OUT/runs/<config name>/... for
+   configs given without --data-seeds, which run once at their own seed);
 2. their mean (`soup`; one run is used as it is): OUT/soup/model.safetensors, then, with the
    default recipe or --finetune CONFIG, that config trained further from it (`handseg train`
    with init_from the mean; FINETUNE): OUT/finetune/model.safetensors, and the mean of the two
@@ -45,6 +47,7 @@ from handseg_training.config import load_config
 
 CONFIGS = Path(__file__).parent / "configs"
 RECIPE = (CONFIGS / "lite2-gpu.toml", CONFIGS / "lite2-own20-gpu.toml")
+SEEDS = (0, 1)  # the recipe's data seeds: each config trained once per seed, all four averaged
 FINETUNE = CONFIGS / "lite2-finetune-cpu.toml"  # the recipe's last training step, from the mean
 NAME = "handseg-lite2"
 # What `handseg quantize` calibrated the shipped int8 on, under the data root: hands, faces (not
@@ -63,30 +66,41 @@ def reusing(step: int, what: str, path: Path, reused: list[int]) -> None:
         reused.append(step)
 
 
+def run_folder(out: Path, seed: int | None) -> Path:
+    """Where step 1 trains the runs of data seed `seed` (None: each config's own seed)."""
+    return out / "runs" if seed is None else out / "runs" / f"seed{seed}"
+
+
 def train_runs(configs: list[Path], out: Path, args, reused: list[int]) -> list[Path]:
-    """Step 1: the checkpoints of `configs`, trained side by side where missing."""
+    """Step 1: the checkpoints of `configs`, one per data seed, trained side by side where missing
+    (the runs of one seed together, the seeds one after the other)."""
     from handseg_training import candidates as C
 
     try:
         names = C.config_names(configs)
     except ValueError as error:
         raise SystemExit(f"ship: {error}") from None
-    checkpoints = [out / "runs" / name / "model.safetensors" for name in names]
-    todo = [(name, config) for name, config, ckpt in zip(names, configs, checkpoints) if not ckpt.exists()]
-    for name, ckpt in zip(names, checkpoints):
-        if ckpt.exists():
-            reusing(1, f"{name}: ", ckpt, reused)
-    if todo:
-        minutes = max(args.minutes or load_config(c).time_budget_minutes for _, c in todo)
-        say(f"1. training {', '.join(n for n, _ in todo)} side by side (about {minutes:g} minutes each; "
-            f"logs in {out / 'runs'}/<name>/train.log)")
-        codes = C.train_side_by_side([c for _, c in todo], out / "runs", args.data_root, args.minutes,
-                                     args.grace_minutes, args.encoder_weights_dir, args.threads, args.data_seed)
-        rows = C.gather(out / "runs", names, {n: codes.get(n, 0) for n in names})
-        say(C.markdown(rows))
-    for name, ckpt in zip(names, checkpoints):
-        if not ckpt.exists():
-            raise SystemExit(f"ship: {name} left no checkpoint; see {out / 'runs' / name / 'train.log'}")
+    checkpoints = []
+    for seed in args.data_seeds:
+        folder = run_folder(out, seed)
+        mine = [folder / name / "model.safetensors" for name in names]
+        todo = [(name, config) for name, config, ckpt in zip(names, configs, mine) if not ckpt.exists()]
+        for name, ckpt in zip(names, mine):
+            if ckpt.exists():
+                reusing(1, f"{name}: ", ckpt, reused)
+        if todo:
+            minutes = max(args.minutes or load_config(c).time_budget_minutes for _, c in todo)
+            seeded = "" if seed is None else f" with data seed {seed}"
+            say(f"1. training {', '.join(n for n, _ in todo)}{seeded} side by side (about {minutes:g} minutes "
+                f"each; logs in {folder}/<name>/train.log)")
+            codes = C.train_side_by_side([c for _, c in todo], folder, args.data_root, args.minutes,
+                                         args.grace_minutes, args.encoder_weights_dir, args.threads, seed)
+            rows = C.gather(folder, names, {n: codes.get(n, 0) for n in names})
+            say(C.markdown(rows))
+        for name, ckpt in zip(names, mine):
+            if not ckpt.exists():
+                raise SystemExit(f"ship: {name} left no checkpoint; see {ckpt.parent / 'train.log'}")
+        checkpoints += mine
     return checkpoints
 
 
@@ -260,7 +274,8 @@ def report(table: dict, out: Path, started: float, reused: list[int]) -> Path:
 
 def forget(out: Path, names: list[str]) -> None:
     """Delete what `main` writes in `out` for runs `names`, and nothing else there."""
-    for folder in [*(out / "runs" / name for name in names), out / "soup", out / "finetune", out / "models",
+    runs = [out / "runs", *sorted((out / "runs").glob("seed*"))]
+    for folder in [*(r / name for r in runs for name in names), out / "soup", out / "finetune", out / "models",
                    out / "eval"]:
         if folder.is_dir():
             shutil.rmtree(folder)
@@ -285,7 +300,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="ImageNet encoder weights as ENCODER.safetensors, instead of the lite packages")
     parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 4),
                         help="CPU threads of each training run [default: a quarter of the cores]")
-    parser.add_argument("--data-seed", type=int, help="seed of every run's batch draws [default: each config's seed]")
+    parser.add_argument("--data-seeds", type=int, nargs="+", metavar="N",
+                        help="train each config once per seed of its batch draws, and average them all "
+                             f"[default: {' '.join(map(str, SEEDS))} with the default recipe, else each config's own seed]")
     parser.add_argument("--limit", type=int, help="photos a dev set at most [default: all]")
     parser.add_argument("--fresh", action="store_true",
                         help="delete what an earlier call wrote in OUT instead of reusing it (nothing else there)")
@@ -293,6 +310,10 @@ def main(argv: list[str] | None = None) -> None:
     from handseg_training.export import register
 
     configs = args.configs or list(RECIPE)
+    if args.data_seeds is None:
+        args.data_seeds = [None] if args.configs else list(SEEDS)
+    elif len(set(args.data_seeds)) < len(args.data_seeds):
+        parser.error(f"--data-seeds {' '.join(map(str, args.data_seeds))}: give each seed once")
     if not 0.0 < args.finetune_weight <= 1.0:
         parser.error(f"--finetune-weight {args.finetune_weight}: give a share in (0, 1]")
     if args.finetune is None:

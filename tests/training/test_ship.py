@@ -161,3 +161,35 @@ def test_fresh_deletes_only_what_ship_wrote(tmp_path):
 
     assert [p for p in mine if p.exists()] == []
     assert all(p.exists() for p in theirs)
+
+
+def test_each_config_runs_once_per_data_seed_and_all_are_averaged(tmp_path):
+    data = tmp_path / "data"
+    _synthetic_set(data / "egohands_400", 8, seed=1)
+    config = tmp_path / "run-a.toml"
+    config.write_text(CONFIG.format(name="run-a", lr=2e-3))
+    out = tmp_path / "out"
+    patch = pytest.MonkeyPatch()
+    patch.setattr(Q, "quantize", functools.partial(Q.quantize, min_agreement=0.0))
+    try:
+        ship.main([str(config), "--data-seeds", "3", "4", "--finetune", "none", "--out", str(out),
+                   "--data-root", str(data), "--name", "tiny", "--threads", "1"])
+    finally:
+        patch.undo()
+
+    runs = [read_checkpoint(out / "runs" / f"seed{n}" / "run-a" / "model.safetensors") for n in (3, 4)]
+    assert [json.loads(meta["config"])["data_seed"] for _, meta in runs] == [3, 4]
+    (a, _), (b, _) = runs
+    differing = [k for k in a if a[k].is_floating_point() and not torch.equal(a[k], b[k])]
+    assert differing  # the same start, other batches
+    mean, _ = read_checkpoint(out / "soup" / "model.safetensors")
+    for key in differing:
+        assert np.allclose(mean[key].float().numpy(), (a[key].float().numpy() + b[key].float().numpy()) / 2, atol=1e-6)
+    ship.forget(out, ["run-a"])
+    assert not list((out / "runs").rglob("model.safetensors"))
+
+
+def test_a_seed_given_twice_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        ship.main(["--data-seeds", "1", "1", "--out", str(tmp_path), "--data-root", str(tmp_path)])
+    assert "give each seed once" in capsys.readouterr().err

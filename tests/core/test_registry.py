@@ -37,6 +37,9 @@ def test_packaged_models_match_their_checksums():
     for spec in available_models().values():
         data = read_verified(spec)
         assert hashlib.sha256(data).hexdigest() == spec.sha256
+        sidecar = spec.path.with_name(spec.path.name + ".sha256")  # read where the file is used without the index
+        if sidecar.exists():
+            assert sidecar.read_text().split() == [spec.sha256, spec.path.name]
 
 
 def test_find_default_by_name_and_by_path():

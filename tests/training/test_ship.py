@@ -193,3 +193,16 @@ def test_a_seed_given_twice_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         ship.main(["--data-seeds", "1", "1", "--out", str(tmp_path), "--data-root", str(tmp_path)])
     assert "give each seed once" in capsys.readouterr().err
+
+
+def test_the_default_recipe_is_both_configs_at_data_seeds_0_and_1(tmp_path, monkeypatch):
+    seen = {}
+
+    def stop(configs, out, args, reused):
+        seen.update(configs=[c.name for c in configs], seeds=args.data_seeds, finetune=args.finetune)
+        raise SystemExit("stopped before training")
+
+    monkeypatch.setattr(ship, "train_runs", stop)
+    with pytest.raises(SystemExit, match="stopped before training"):
+        ship.main(["--out", str(tmp_path / "out"), "--data-root", str(tmp_path)])
+    assert seen == {"configs": ["lite2-gpu.toml", "lite2-own20-gpu.toml"], "seeds": [0, 1], "finetune": ship.FINETUNE}

@@ -54,6 +54,11 @@ def pairs_of(name: str, root: Path, holdout_fraction: float = 0.2, seed: int = 0
     return D.PairFolder(set_folder(name, root)).pairs(), None
 
 
+def spread(pairs: list, limit: int | None) -> list:
+    """At most `limit` of `pairs`, evenly spread over the set (its videos, subjects)."""
+    return pairs[:: len(pairs) // limit][:limit] if limit and len(pairs) > limit else pairs
+
+
 def enlarged(image_path: Path, mask_path: Path, zoom: float) -> tuple[np.ndarray, np.ndarray]:
     """(RGB, truth) enlarged `zoom` times (bicubic; the truth nearest): a stand-in for the same
     photo taken at a higher resolution, as phones take them."""
@@ -102,8 +107,7 @@ def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, re
     results = {}
     for name in sets:
         pairs, groups = pairs_of(name, root)
-        if limit and len(pairs) > limit:  # an even spread over the set (its videos, subjects)
-            pairs = pairs[:: len(pairs) // limit][:limit]
+        pairs = spread(pairs, limit)
         overall, by_group, per_image = MaskStats(), {}, {}
         start = time.perf_counter()
         for image_path, mask_path in pairs:

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from handseg_training import data as D
-from handseg_training.devsets import pairs_of
+from handseg_training.devsets import pairs_of, spread
 
 KINDS = ("outline", "frame_edge", "rest")
 
@@ -75,10 +75,8 @@ def measure(model: str, root: Path, sets: list[str], band: int = 2, limit: int |
     results = {}
     for name in sets:
         pairs, _ = pairs_of(name, root)
-        if limit and len(pairs) > limit:
-            pairs = pairs[:: len(pairs) // limit][:limit]
         rows = []
-        for image_path, mask_path in pairs:
+        for image_path, mask_path in spread(pairs, limit):
             truth = D.read_mask(mask_path) >= 128
             rows.append(decompose(session.segment(image_path).mask > 0, truth, band))
         results[name] = {"images": len(rows), **{k: float(np.mean([r[k] for r in rows])) for k in rows[0]}}

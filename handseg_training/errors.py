@@ -23,15 +23,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from handseg_core.metrics import hand_iou as iou
 from handseg_training import data as D
 from handseg_training.devsets import pairs_of, spread
 
 KINDS = ("outline", "frame_edge", "rest")
-
-
-def iou(predicted: np.ndarray, truth: np.ndarray) -> float:
-    union = np.logical_or(predicted, truth).sum()
-    return 1.0 if union == 0 else float(np.logical_and(predicted, truth).sum() / union)
 
 
 def kinds_of_errors(predicted: np.ndarray, truth: np.ndarray, band: int = 2,

@@ -108,6 +108,8 @@ def composites(
     gen: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hand photos (uint8 [N, 4, S, S], mask as alpha) pasted onto random crops of backgrounds.
+    With a fifth channel, that is the target instead of the alpha (a forearm pasted, but
+    labelled background: handseg_training.forearms).
 
     Backgrounds (uint8 [M, 3, H, W]) include faces, so a face under a hand is background: the
     model learns that skin is not enough. Wrists in the hand photos are cut straight at the
@@ -146,7 +148,7 @@ def composites(
     centre_in_hand = -torch.stack([cos * fx + sin * cy, -sin * fx + cos * cy], 1) / zoom[:, None]
     theta = affine_theta(out_hw, (s, s), zoom, -angle, centre_in_hand, flip)
     pasted = warp(hands[hand_index].float() / 255, theta, out_hw, "zeros")
-    rgb, alpha = pasted[:, :3], pasted[:, 3:]
+    rgb, alpha, label = pasted[:, :3], pasted[:, 3:4], pasted[:, -1:]
     # Some photos keep their own background, stretched from the photo's edges over the canvas:
     # a large hand on plain paper or cloth is what close-ups look like, and pasted hands never
     # show it (the packaged models missed such hands once they spanned 300 px).
@@ -156,7 +158,7 @@ def composites(
         own = torch.rand(count, generator=gen, device=device) < cfg.own_background
     if own.any():
         whole = warp(hands[hand_index[own]].float() / 255, theta[own], out_hw, "border")
-        rgb[own], alpha[own] = whole[:, :3], whole[:, 3:]
+        rgb[own], alpha[own], label[own] = whole[:, :3], whole[:, 3:4], whole[:, -1:]
         canvas[own] = whole[:, :3]
 
     gain = _uniform(count, *cfg.skin_gain, gen, device)[:, None, None, None]
@@ -165,7 +167,7 @@ def composites(
     keep = (torch.rand(count, generator=gen, device=device) >= cfg.no_hand) | own
     alpha = alpha * keep.float()[:, None, None, None]
     image = canvas * (1 - alpha) + rgb * alpha
-    mask = (alpha > 0.5).float()
+    mask = ((label * keep.float()[:, None, None, None]) > 0.5).float()
 
     turns = torch.rand(count, generator=gen, device=device) < cfg.quarter_turns
     if h == w and turns.any():

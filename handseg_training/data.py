@@ -94,18 +94,27 @@ def load_pairs(
     pairs: list[tuple[Path, Path]],
     size: tuple[int, int],
     cache_dir: Path | None = None,
+    labels: list[Path] | None = None,
 ) -> torch.Tensor:
-    """Decode pairs into one uint8 tensor [N, 4, H, W]: RGB and the mask (0/255) as channel 3."""
+    """Decode pairs into one uint8 tensor [N, 4, H, W]: RGB and the mask (0/255) as channel 3;
+    with `labels` (a mask file per pair), [N, 5, H, W] with those as channel 4."""
     key = f"pairs|{size}|" + "|".join(f"{a}:{a.stat().st_mtime_ns}" for a, _ in pairs)
+    if labels is not None:
+        key += "|labels|" + "|".join(f"{b}:{b.stat().st_mtime_ns}" for b in labels)
     cached = _cache_path(cache_dir, key)
     if cached is not None and cached.exists():
         return torch.load(cached, weights_only=True)
-    out = torch.empty((len(pairs), 4, *size), dtype=torch.uint8)
+    out = torch.empty((len(pairs), 4 if labels is None else 5, *size), dtype=torch.uint8)
+
+    def binary(path: Path) -> torch.Tensor:
+        mask = fit_into(read_mask(path), size, cv2.INTER_LINEAR)
+        return torch.from_numpy(np.where(mask >= 128, 255, 0).astype(np.uint8))
+
     for i, (image_path, mask_path) in enumerate(pairs):
-        image = fit_into(read_rgb(image_path), size, cv2.INTER_AREA)
-        mask = fit_into(read_mask(mask_path), size, cv2.INTER_LINEAR)
-        out[i, :3] = torch.from_numpy(image).permute(2, 0, 1)
-        out[i, 3] = torch.from_numpy(np.where(mask >= 128, 255, 0).astype(np.uint8))
+        out[i, :3] = torch.from_numpy(fit_into(read_rgb(image_path), size, cv2.INTER_AREA)).permute(2, 0, 1)
+        out[i, 3] = binary(mask_path)
+        if labels is not None:
+            out[i, 4] = binary(labels[i]) & out[i, 3]  # a label never outside what is pasted
     _save_cache(out, cached)
     return out
 

@@ -82,9 +82,15 @@ def prepare_data(cfg: TrainConfig, cache_dir: Path | None) -> TrainingData:
         more = DS.load_samples(frame_samples, cfg.data.frame_size, cache_dir)
         frames = more if frames is None else torch.cat([frames, more])
     s = cfg.data.hand_photo_size
+    labels = None
+    if cfg.data.hand_labels:  # each pair's label beside its mask, else the mask itself
+        labels = [m.parent.parent / cfg.data.hand_labels / m.name for _, m in hand_pairs]
+        labels = [b if b.is_file() else m for b, (_, m) in zip(labels, hand_pairs)]
+        log.info("data: %d hand photos labelled from %s/", sum(b != m for b, (_, m) in zip(labels, hand_pairs)),
+                 cfg.data.hand_labels)
     return TrainingData(
         frames=frames,
-        hands=D.load_pairs(hand_pairs, (s, s), cache_dir) if hand_pairs else None,
+        hands=D.load_pairs(hand_pairs, (s, s), cache_dir, labels) if hand_pairs else None,
         backgrounds=D.load_images(background_paths, cfg.data.background_size, cache_dir) if background_paths else None,
         val_pairs=val_pairs,
         holdout_hands=holdout,

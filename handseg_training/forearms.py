@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from handseg_training import data as D
-from handseg_training.errors import MIDDLE_BASE, WRIST
+from handseg_training.errors import MIDDLE_BASE, WRIST, read_landmarks
 from handseg_training.oodset import EXCLUDE, excluded
 
 SIZE = 256  # side of the written squares
@@ -152,8 +152,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--holdout-subjects", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0, help="the held-out subjects' seed (training's) and the drawing's")
     args = parser.parse_args(argv)
-    from handseg_training.errors import read_landmarks
-
     landmarks = read_landmarks(args.landmarks)
     pairs = D.PairFolder(args.folder).pairs()
     info = D.hands11k_subjects(args.folder)

@@ -33,6 +33,8 @@ class AugmentConfig:
     no_hand: float = 0.12  # probability a composite is a pure negative (background or face)
     quarter_turns: float = 0.25  # probability of a 90/180/270 degree turn of a composite
     own_background: float = 0.0  # probability a hand photo keeps its own background (white paper, black cloth)
+    motion_blur: float = 0.0  # probability of a straight motion blur (hands move in video frames)
+    motion_length: tuple[float, float] = (3.0, 15.0)  # its length in pixels of the crop
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device) -> torch.Tensor:
@@ -198,7 +200,39 @@ def photometric(images: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) 
     noisy = (torch.rand(b, generator=gen, device=device) < cfg.noise).float()[:, None, None, None]
     sigma = per_sample(0.0, 0.04) * noisy
     x = x + torch.randn(x.shape, generator=gen, device=device) * sigma
+    if cfg.motion_blur > 0:  # drawn only when asked for: older configs keep their random stream
+        moving = torch.rand(b, generator=gen, device=device) < cfg.motion_blur
+        if moving.any():
+            n = int(moving.sum())
+            length = _uniform(n, *cfg.motion_length, gen, device)
+            angle = _uniform(n, 0.0, math.pi, gen, device)
+            x[moving] = motion_blurred(x[moving], length, angle)
     return x.clamp(0, 1)
+
+
+def motion_kernels(length: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """[N, K, K] kernels, each a straight line of `length` px at `angle` (radians) through the
+    centre, summing to 1; K the smallest odd size that holds the longest."""
+    size = 2 * int(math.ceil(float(length.max()) / 2)) + 1
+    steps = torch.linspace(-0.5, 0.5, 4 * size, device=length.device)
+    centre = size // 2
+    xs = (centre + steps[None] * (length * torch.cos(angle))[:, None]).round().long().clamp(0, size - 1)
+    ys = (centre + steps[None] * (length * torch.sin(angle))[:, None]).round().long().clamp(0, size - 1)
+    kernels = torch.zeros((length.shape[0], size * size), device=length.device)
+    kernels.scatter_add_(1, ys * size + xs, torch.ones_like(xs, dtype=kernels.dtype))
+    kernels = kernels.view(-1, size, size)
+    return kernels / kernels.sum(dim=(1, 2), keepdim=True)
+
+
+def motion_blurred(images: torch.Tensor, length: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """`images` [N, C, H, W], each blurred along a straight line (`motion_kernels`), edges
+    replicated."""
+    n, c, h, w = images.shape
+    kernels = motion_kernels(length, angle).to(images.dtype)
+    k = kernels.shape[-1]
+    padded = F.pad(images.reshape(1, n * c, h, w), (k // 2,) * 4, mode="replicate")
+    weight = kernels.repeat_interleave(c, 0)[:, None]
+    return F.conv2d(padded, weight, groups=n * c).view(n, c, h, w)
 
 
 def _rotate_hue(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:

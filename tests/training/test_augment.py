@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from handseg_training.augment import AugmentConfig, composites  # noqa: E402
+from handseg_training.augment import AugmentConfig, composites, photometric  # noqa: E402
 
 
 def _hand_on_white(size: int = 32) -> torch.Tensor:
@@ -57,3 +58,37 @@ def test_own_background_off_leaves_the_random_stream_alone():
     assert torch.equal(before[0], after[0])
     mixed = _run(dataclasses.replace(STILL, hand_size=(0.4, 1.2), hand_rotation=30.0, own_background=0.5))
     assert not torch.equal(before[0], mixed[0])
+
+
+def test_motion_kernels_are_lines_of_their_length_and_angle():
+    from handseg_training.augment import motion_kernels
+
+    kernels = motion_kernels(torch.tensor([9.0, 9.0, 3.0]), torch.tensor([0.0, math.pi / 2, math.pi / 4]))
+    assert torch.allclose(kernels.sum(dim=(1, 2)), torch.ones(3))
+    centre = kernels.shape[-1] // 2
+    across = (kernels[0] > 0).nonzero()
+    assert (across[:, 0] == centre).all() and 9 <= len(across) <= 11  # a horizontal line, 9-11 px
+    assert ((kernels[1] > 0).nonzero()[:, 1] == centre).all()  # a vertical one
+    diagonal = (kernels[2] > 0).nonzero()
+    assert (diagonal[:, 0] - centre == diagonal[:, 1] - centre).all() and len(diagonal) >= 3
+
+
+def test_motion_blur_smears_along_its_direction_only():
+    from handseg_training.augment import motion_blurred
+
+    stripes = torch.zeros((2, 3, 32, 32))
+    stripes[..., :, ::4] = 1.0  # vertical stripes
+    out = motion_blurred(stripes, torch.tensor([7.0, 7.0]), torch.tensor([0.0, math.pi / 2]))
+    assert out[0].std() < 0.5 * stripes[0].std()  # across the stripes: smeared
+    assert torch.allclose(out[1], stripes[1], atol=1e-6)  # along them: unchanged
+    assert torch.allclose(out.mean(), stripes.mean(), atol=0.02)  # light is kept
+
+
+def test_motion_blur_is_drawn_only_when_asked_for():
+    images = torch.rand((6, 3, 24, 24), generator=torch.Generator().manual_seed(0))
+    plain = photometric(images.clone(), AugmentConfig(), torch.Generator().manual_seed(1))
+    zero = photometric(images.clone(), AugmentConfig(motion_blur=0.0, motion_length=(1.0, 99.0)),
+                       torch.Generator().manual_seed(1))
+    assert torch.equal(plain, zero)  # older configs see the same random stream
+    always = photometric(images.clone(), AugmentConfig(motion_blur=1.0), torch.Generator().manual_seed(1))
+    assert all(not torch.allclose(always[i], plain[i]) for i in range(6))

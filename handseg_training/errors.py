@@ -96,7 +96,8 @@ def decompose(predicted: np.ndarray, truth: np.ndarray, band: int = 2, hands: li
         if kind != "past_wrist" or zone is not None:
             result[f"without_{kind}"] = iou(np.where(pixels, truth, predicted), truth)
     if hands is not None:
-        result["cut_at_wrist"] = iou(predicted & ~past_wrists(hands, truth.shape, margin), truth)
+        cut = zone if margin == 0 else past_wrists(hands, truth.shape, margin)
+        result["cut_at_wrist"] = iou(predicted & ~cut, truth)
     return result
 
 

@@ -128,7 +128,7 @@ def with_forearm(rgb: np.ndarray, mask: np.ndarray, hand: list, sleeve_texture: 
         cloth = cv2.resize(sleeve_texture, (side, side), interpolation=cv2.INTER_LINEAR).astype(np.float32)
         cloth *= (0.65 + 0.35 * np.cos(np.clip(sleeve_t, -1, 1) * np.pi / 2))[..., None]
         colour = np.where(sleeve[..., None], cloth, colour)
-        arm = (arm & ~sleeve) | sleeve
+        arm |= sleeve
     edge = cv2.GaussianBlur(arm.astype(np.float32), (3, 3), 0)[..., None]  # a soft outline, as photos have
     image = image * (1 - edge) + np.where(arm[..., None], colour, image) * edge
     label = hand_mask & (along >= -margin * palm)
@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
         cv2.imwrite(str(args.out / "masks" / f"{image_path.stem}.png"), pasted.astype(np.uint8) * 255)
         cv2.imwrite(str(args.out / "labels" / f"{image_path.stem}.png"), label.astype(np.uint8) * 255)
         written += 1
-    print(f"{args.out}: {written} photos with a forearm; {skipped} left out (no single hand found, or no wrist)",
+    print(f"{args.out}: {written} photos with a forearm; {skipped} left out (no single hand found, no wrist to read, "
+          "or a mask running on past the wrist)",
           file=sys.stderr)
 
 

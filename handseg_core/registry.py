@@ -22,6 +22,12 @@ PACKAGED_DIR = Path(__file__).parent / "models"
 ENV_FOLDERS = "HANDSEG_MODELS"
 ENV_DEFAULT = "HANDSEG_DEFAULT_MODEL"
 METADATA_PREFIX = "handseg."
+SEGMENTER = "segmenter"
+# The hand finder's two models (handseg_core.finder), listed in the index as kinds of their own:
+# they are not segmenters, so no menu or --model choice offers them.
+PALM_MODEL = "mediapipe-palm-detection-full"
+LANDMARK_MODEL = "mediapipe-hand-landmark-full"
+FINDER_KINDS = ("palm_detector", "hand_landmarks")
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class ModelSpec:
     name: str
     file: str
     sha256: str = ""
+    kind: str = SEGMENTER  # or one of FINDER_KINDS
     architecture: str = "DeepLabV3+"
     encoder: str = ""
     input_size: int = 512
@@ -41,6 +48,7 @@ class ModelSpec:
     # (README, The input size adapts), so each model records its own.
     hand_limit: int = 280
     hand_extent: int = 200
+    hands_model: str = ""  # the per-hand network it works with (a registry name; handseg_core.hands)
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     stride: int = 32
@@ -107,17 +115,19 @@ def model_folders() -> list[Path]:
     return [PACKAGED_DIR, *extra]
 
 
-def available_models() -> dict[str, ModelSpec]:
-    """Name -> spec of every model handseg can load by name, packaged ones first."""
+def available_models(kinds: tuple[str, ...] = (SEGMENTER,)) -> dict[str, ModelSpec]:
+    """Name -> spec of every model of these kinds handseg can load by name (segmenters unless
+    asked), packaged ones first."""
     models: dict[str, ModelSpec] = {}
     for folder in model_folders():
         if not folder.is_dir():
             continue
         listed = read_index(folder)
         for spec in listed:
-            models.setdefault(spec.name, spec)
+            if spec.kind in kinds:
+                models.setdefault(spec.name, spec)
         indexed_files = {s.file for s in listed}
-        for onnx_file in sorted(folder.glob("*.onnx")):
+        for onnx_file in sorted(folder.glob("*.onnx")) if SEGMENTER in kinds else []:
             if onnx_file.name not in indexed_files and onnx_file.stem not in models:
                 models[onnx_file.stem] = ModelSpec(name=onnx_file.stem, file=onnx_file.name, folder=str(folder))
     return models
@@ -169,6 +179,25 @@ def find(name_or_path: str | os.PathLike | None) -> ModelSpec:
         return ModelSpec(name=path.stem, file=path.name, folder=str(path.parent.resolve()))
     names = ", ".join(models) or "none"
     raise ModelError(f"unknown model {text!r}; available: {names} (or give the path of an .onnx file)")
+
+
+def find_kind(name: str, *kinds: str) -> ModelSpec:
+    """A model of one of these kinds (not a segmenter: the finder's, a per-hand network) by its
+    registry name.
+
+    Raises:
+        ModelError: no such model is installed.
+    """
+    models = available_models(kinds)
+    if name not in models:
+        raise ModelError(f"model {name!r} ({' or '.join(kinds)}) is not installed; reinstall handseg or add its "
+                         f"folder to {ENV_FOLDERS} (have: {', '.join(models) or 'none'})")
+    return models[name]
+
+
+def find_finder(name: str) -> ModelSpec:
+    """A hand finder model by its registry name (PALM_MODEL, LANDMARK_MODEL)."""
+    return find_kind(name, *FINDER_KINDS)
 
 
 def sha256_of(data: bytes) -> str:

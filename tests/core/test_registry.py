@@ -23,18 +23,19 @@ def flip_one_byte(path) -> None:
 
 def test_packaged_index_is_read():
     index = json.loads((registry.PACKAGED_DIR / "index.json").read_text())["models"]
-    models = available_models()
+    models = available_models(("segmenter", *registry.FINDER_KINDS))
+    assert {spec.kind for spec in models.values()} == {"segmenter", *registry.FINDER_KINDS}
     for entry in index:
         spec = models[entry["name"]]
         assert spec.file == entry["file"] and spec.sha256 == entry["sha256"]
-        assert spec.input_size == entry["input_size"] and spec.stride == entry["stride"]
-        assert spec.mean == tuple(entry["mean"]) and spec.std == tuple(entry["std"])
+        assert spec.input_size == entry["input_size"] and spec.stride == entry.get("stride", 32)
+        assert spec.mean == tuple(entry.get("mean", spec.mean)) and spec.std == tuple(entry.get("std", spec.std))
         assert spec.path.is_file()
     assert [e["name"] for e in index if e.get("default")] == [registry.default_model_name()]
 
 
 def test_packaged_models_match_their_checksums():
-    for spec in available_models().values():
+    for spec in available_models(("segmenter", *registry.FINDER_KINDS)).values():
         data = read_verified(spec)
         assert hashlib.sha256(data).hexdigest() == spec.sha256
         sidecar = spec.path.with_name(spec.path.name + ".sha256")  # read where the file is used without the index

@@ -10,8 +10,11 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from handseg_core import hands as per_hand
 from handseg_core import registry
 from handseg_core.errors import ModelError
+from handseg_core.finder import FinderOptions, load_finder
+from handseg_core.hands import Hand
 from handseg_core.images import ImageInput, load_rgb_reduced
 from handseg_core.postprocess import Refinement, refine, snap_to_edges
 from handseg_core.preprocess import default_long_side, prepare, resize_long_side, resized_size, restore
@@ -39,12 +42,15 @@ class SegmentationResult:
     probability: float32 HxW in 0..1, the hand probability the mask was cut from: the network's,
         with its edges snapped onto the photo's (unless the refinement's `snap_edges` is off).
     alpha: uint8 HxW, the mask with a feathered edge when refinement asks for one (else the mask).
+    hands: one `Hand` per hand, the largest first (mask, box, score, handedness, landmarks); their
+        masks together are `mask`. Empty when there is no hand.
     """
 
     mask: np.ndarray
     probability: np.ndarray
     alpha: np.ndarray
     model: str
+    hands: tuple[Hand, ...] = ()
 
     @property
     def size(self) -> tuple[int, int]:
@@ -99,6 +105,20 @@ class HandSegmenter:
         self.spec = spec
         self.providers = self._session.get_providers()
         self._input = self._session.get_inputs()[0].name
+        self._options, self._threads = options, threads
+        self._per_hand: per_hand.PerHandSegmenter | None = None
+        self._per_hand_lock = threading.Lock()
+
+    def _hand_segmenter(self) -> per_hand.PerHandSegmenter | None:
+        """The model's per-hand network (its spec's `hands_model`), loaded on first use; None
+        for a model without one."""
+        if not self.spec.hands_model:
+            return None
+        with self._per_hand_lock:
+            if self._per_hand is None:
+                spec = registry.find_kind(self.spec.hands_model, per_hand.KIND)
+                self._per_hand = per_hand.PerHandSegmenter(spec, self._options, self.providers)
+        return self._per_hand
 
     def __repr__(self) -> str:
         return f"HandSegmenter({self.spec.name!r}, providers={self.providers})"
@@ -202,6 +222,8 @@ class HandSegmenter:
         input_size: int | None = None,
         flip_tta: bool = False,
         adapt_size: bool = True,
+        find_hands: bool = True,
+        finder: FinderOptions | None = None,
     ) -> SegmentationResult:
         """Find the hands in one image.
 
@@ -218,6 +240,11 @@ class HandSegmenter:
             adapt_size: first find the hands in a quick pass at FIND_SIZE and, where the largest
                 spans much of the image, let the network see it smaller (a hand filling a large
                 photo is otherwise missed); False runs one pass at the size above.
+            find_hands: first find each hand (`handseg_core.finder`: box, landmarks) and segment
+                it in a crop of its own with the model's per-hand network, which knows from the
+                landmarks which skin is the hand; hands the finder misses come from the whole
+                image. False (or a model without a per-hand network): the whole image only.
+            finder: the finder's settings (`FinderOptions`; default: its defaults).
 
         Raises:
             ImageError: the image cannot be read.
@@ -226,9 +253,27 @@ class HandSegmenter:
         refinement = refinement or Refinement()
         rgb, displayed = self._decode(image, input_size)
         view = self._network_view(rgb, inference_size(self.spec, displayed, input_size), adapt_size)
-        probability = self._probability(rgb, view, flip_tta, displayed, refinement.snap_edges)
+        segmenter = self._hand_segmenter() if find_hands else None
+        if segmenter is None:
+            probability = self._probability(rgb, view, flip_tta, displayed, refinement.snap_edges)
+            mask, alpha = refine(probability, refinement)
+            hands = per_hand.split(mask, [], np.full(mask.shape, -1, np.int16), probability)
+            return SegmentationResult(mask, probability, alpha, self.spec.name, tuple(hands))
+        whole = self._probability(rgb, view, flip_tta, rgb.shape[:2])
+        found = load_finder(threads=self._threads).find(rgb, finder)
+        pastes = segmenter.probabilities(rgb, found)
+        probability = per_hand.combine(whole, pastes)
+        if refinement.snap_edges:
+            probability = snap_to_edges(probability, rgb)
+        owner = per_hand.owners(pastes, rgb.shape[:2])
+        if probability.shape != tuple(displayed):
+            size = tuple(displayed)[::-1]
+            probability = cv2.resize(probability, size, interpolation=cv2.INTER_LINEAR)
+            owner = cv2.resize(owner, size, interpolation=cv2.INTER_NEAREST)
         mask, alpha = refine(probability, refinement)
-        return SegmentationResult(mask=mask, probability=probability, alpha=alpha, model=self.spec.name)
+        factor = (displayed[1] / rgb.shape[1], displayed[0] / rgb.shape[0])
+        hands = per_hand.split(mask, per_hand.scaled(found, factor), owner, probability)
+        return SegmentationResult(mask, probability, alpha, self.spec.name, tuple(hands))
 
 
 _cache: dict[tuple, HandSegmenter] = {}

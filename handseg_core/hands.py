@@ -1,0 +1,164 @@
+"""Hands as results: each found hand segmented in its own crop, merged with the whole-image
+network, and the final mask split into one `Hand` per hand.
+
+How the two networks combine (measured on the development sets, docs/models.md): inside each
+found hand's crop the per-hand network decides, fading to the whole-image network towards the
+crop's edge; elsewhere, for hands the finder missed, the whole-image network alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from handseg_core import handcrop, registry
+from handseg_core.errors import ModelError
+from handseg_core.finder import FoundHand
+from handseg_core.registry import ModelSpec
+
+KIND = "hand_crop_segmenter"  # its registry kind
+# The per-hand network decides over the crop's centre, the whole-image one at its edge: the
+# weight is 1 inside CORE of the crop's half-side and falls to 0 at its edge.
+CORE = 0.7
+
+
+@dataclass(frozen=True)
+class Hand:
+    """One hand in a `SegmentationResult`, at the image's displayed size.
+
+    mask: uint8 HxW, 255 on this hand's pixels (the result's mask is the union of its hands').
+    box: (x0, y0, x1, y1) of the mask's pixels, x1 and y1 exclusive.
+    score: how sure handseg is that this is a hand, 0..1 (the finder's, or for a hand only the
+        whole-image network found, its mean probability).
+    handedness: "left", "right" or None where the finder did not see the hand.
+    landmarks: float32 [21, 3] (x, y in pixels, relative depth), MediaPipe's order, or None.
+    """
+
+    mask: np.ndarray = field(repr=False, compare=False)
+    box: tuple[int, int, int, int]
+    score: float
+    handedness: str | None = None
+    landmarks: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def area(self) -> int:
+        return int(np.count_nonzero(self.mask))
+
+
+class PerHandSegmenter:
+    """The per-hand network (ONNX Runtime): crops around found hands -> their probabilities."""
+
+    def __init__(self, spec: ModelSpec, options, providers: list[str]):
+        import onnxruntime as ort
+
+        data = registry.read_verified(spec)
+        try:
+            self._session = ort.InferenceSession(data, sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own types
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"{spec.path}: not a loadable ONNX model ({reason})") from None
+        self.spec = spec
+
+    def probabilities(self, rgb: np.ndarray, hands: list[FoundHand]):
+        """For each hand: (probability inside its square's bounding box, that box, the square)."""
+        if not hands:
+            return []
+        size = self.spec.input_size
+        squares = [handcrop.crop_square(hand.landmarks) for hand in hands]
+        batch = np.stack([handcrop.crop_input(rgb, hand.landmarks, square, self.spec.mean, self.spec.std, size)
+                          for hand, square in zip(hands, squares)])
+        out = self._session.run(None, {"image": batch})[0][:, 0]
+        return [(*handcrop.paste(p, square, rgb.shape[:2]), square) for p, square in zip(out, squares)]
+
+
+def _weight(square, shape: tuple[int, int], size: int = 64):
+    """The per-hand network's weight over its square, pasted like its probability."""
+    ramp = np.clip((1 - np.abs(np.linspace(-1 + 1 / size, 1 - 1 / size, size))) / (1 - CORE), 0, 1)
+    window = np.minimum.outer(ramp, ramp).astype(np.float32)
+    scaled = cv2.resize(window, (handcrop.CROP_SIZE, handcrop.CROP_SIZE), interpolation=cv2.INTER_LINEAR)
+    return handcrop.paste(scaled, square, shape)[0]
+
+
+def combine(whole: np.ndarray, pastes, rule: str = "blend") -> np.ndarray:
+    """The whole-image probability with each found hand's crop laid over it (a new array).
+
+    rule "blend": inside the crops the per-hand probability (the largest where crops overlap),
+    fading to the whole-image one at their edges; "max": the larger of the two everywhere.
+    """
+    if not pastes:
+        return whole.copy()
+    hands = np.zeros_like(whole)
+    weight = np.zeros_like(whole)
+    for values, (x0, y0, x1, y1), square in pastes:
+        if values.size == 0:
+            continue
+        np.maximum(hands[y0:y1, x0:x1], values, out=hands[y0:y1, x0:x1])
+        np.maximum(weight[y0:y1, x0:x1], _weight(square, whole.shape), out=weight[y0:y1, x0:x1])
+    if rule == "max":
+        return np.maximum(whole, hands)
+    return weight * hands + (1 - weight) * whole
+
+
+def owners(pastes, shape: tuple[int, int]) -> np.ndarray:
+    """int16 map: the index of the found hand whose crop gives each pixel the highest
+    probability (at least 0.5), -1 where none does."""
+    owner = np.full(shape, -1, np.int16)
+    best = np.zeros(shape, np.float32)
+    for k, (values, (x0, y0, x1, y1), _) in enumerate(pastes):
+        if values.size == 0:
+            continue
+        region = best[y0:y1, x0:x1]
+        wins = (values > region) & (values >= 0.5)
+        region[wins] = values[wins]
+        owner[y0:y1, x0:x1][wins] = k
+    return owner
+
+
+def split(mask: np.ndarray, found: list[FoundHand], owner: np.ndarray, probability: np.ndarray) -> list[Hand]:
+    """The mask as hands, the largest first; together their masks are `mask`. Each found hand
+    has the pixels its crop wins (`owners`) and the unowned regions that touch only them (its
+    fringe); a region that touches no found hand's pixels is a hand of its own (one the finder
+    missed and the whole-image network saw)."""
+    on = mask > 0
+    owner = np.where(on, owner, -1).astype(np.int16)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((on & (owner < 0)).view(np.uint8), connectivity=8)
+    extra = []
+    for label in range(1, count):
+        x, y, bw, bh, _ = stats[label]
+        y0, y1, x0, x1 = max(0, y - 1), y + bh + 1, max(0, x - 1), x + bw + 1
+        region = labels[y0:y1, x0:x1] == label
+        ring = cv2.dilate(region.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool) & ~region
+        neighbours = owner[y0:y1, x0:x1][ring]
+        neighbours = neighbours[neighbours >= 0]
+        if neighbours.size:
+            owner[y0:y1, x0:x1][region] = np.bincount(neighbours).argmax()
+        else:
+            owner[y0:y1, x0:x1][region] = len(found) + len(extra)
+            extra.append(float(probability[y0:y1, x0:x1][region].mean()))
+    hands = [_hand(owner == k, hand.score, hand.handedness, hand.landmarks) for k, hand in enumerate(found)]
+    hands += [_hand(owner == len(found) + k, score, None, None) for k, score in enumerate(extra)]
+    return sorted((hand for hand in hands if hand.box[2] > hand.box[0]), key=lambda hand: -hand.area)
+
+
+def _hand(pixels: np.ndarray, score: float, handedness, landmarks) -> Hand:
+    mask = pixels.astype(np.uint8) * np.uint8(255)
+    x, y, bw, bh = cv2.boundingRect(mask)
+    return Hand(mask=mask, box=(x, y, x + bw, y + bh), score=round(float(score), 4), handedness=handedness,
+                landmarks=landmarks)
+
+
+def scaled(hands: list[FoundHand], factor_xy: tuple[float, float]) -> list[FoundHand]:
+    """Found hands with their coordinates scaled (decoded pixels -> displayed pixels)."""
+    fx, fy = factor_xy
+    out = []
+    for hand in hands:
+        landmarks = hand.landmarks.copy()
+        landmarks[:, 0] *= fx
+        landmarks[:, 1] *= fy
+        landmarks[:, 2] *= (fx + fy) / 2
+        x0, y0, x1, y1 = hand.box
+        out.append(FoundHand((x0 * fx, y0 * fy, x1 * fx, y1 * fy), hand.score, hand.handedness,
+                             hand.handedness_score, landmarks))
+    return out

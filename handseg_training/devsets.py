@@ -26,6 +26,7 @@ from handseg_training import data as D
 
 SETS = ["egohands_cross14", "egohands_400", "hands11k_holdout", "massey_asl", "sign_digits"]
 SOURCE = {"hands11k_holdout": "hands11k_subset"}  # a set drawn from another's folder
+FOUND_IOU = 0.3  # a photo's hand counts as found where the mask reaches this IoU with the truth
 
 
 def sets_under(root: Path) -> list[str]:
@@ -95,7 +96,7 @@ def rembg_segmenter(model: str):
 
 def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, refinement: Refinement | None = None,
             limit: int | None = None, flip_tta: bool = False, zoom: float = 1.0, adapt_size: bool = True,
-            via_rembg: bool = False) -> dict:
+            via_rembg: bool = False, find_hands: bool = True) -> dict:
     if via_rembg:
         segment = rembg_segmenter(model)
     else:
@@ -103,12 +104,13 @@ def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, re
 
         def segment(image) -> np.ndarray:
             return session.segment(image, refinement, input_size=input_size, flip_tta=flip_tta,
-                                   adapt_size=adapt_size).mask > 0
+                                   adapt_size=adapt_size, find_hands=find_hands).mask > 0
     results = {}
     for name in sets:
         pairs, groups = pairs_of(name, root)
         pairs = spread(pairs, limit)
         overall, by_group, per_image = MaskStats(), {}, {}
+        empty = found = shown = 0
         start = time.perf_counter()
         for image_path, mask_path in pairs:
             if zoom == 1.0:
@@ -117,10 +119,15 @@ def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, re
                 image, truth = enlarged(image_path, mask_path, zoom)
             predicted = segment(image)
             per_image[image_path.stem] = overall.add(predicted, truth)
+            if truth.any():  # a photo that shows a hand: is it found at all?
+                shown += 1
+                empty += not predicted.any()
+                found += per_image[image_path.stem] >= FOUND_IOU
             if groups is not None:
                 by_group.setdefault(groups.get(image_path.stem, "unknown"), MaskStats()).add(predicted, truth)
         result = overall.summary()
         result["seconds"] = round(time.perf_counter() - start, 1)
+        result.update(with_hand=shown, found=found, empty=empty)
         if by_group:
             result["groups"] = {k: v.summary() for k, v in sorted(by_group.items())}
         result["per_image"] = per_image  # for paired comparisons (python -m handseg_training.paired)
@@ -141,13 +148,16 @@ def main() -> None:
     parser.add_argument("--fixed-size", action="store_true", help="one pass at --size, no adapting to the hands' size")
     parser.add_argument("--rembg", action="store_true",
                         help="run the model's rembg export through rembg itself (needs rembg installed)")
+    parser.add_argument("--whole-image", action="store_true", help="without the hand finder: the whole-image network only")
     parser.add_argument("--json")
     args = parser.parse_args()
     results = measure(args.model, Path(args.data_root), args.sets, args.size, limit=args.limit, flip_tta=args.flip_tta,
-                      zoom=args.zoom, adapt_size=not args.fixed_size, via_rembg=args.rembg)
+                      zoom=args.zoom, adapt_size=not args.fixed_size, via_rembg=args.rembg,
+                      find_hands=not args.whole_image)
     for name, r in results.items():
         groups = "  ".join(f"{g} {v['iou']:.3f} ({v['images']})" for g, v in r.get("groups", {}).items())
-        print(f"{name:18s} IoU {r['iou']:.4f}  images {r['images']:5d}  {r['seconds']:6.1f} s  {groups}")
+        print(f"{name:18s} IoU {r['iou']:.4f}  images {r['images']:5d}  found {r['found']}/{r['with_hand']} "
+              f"(empty {r['empty']})  {r['seconds']:6.1f} s  {groups}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

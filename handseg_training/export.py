@@ -49,14 +49,15 @@ def spec_for(cfg: TrainConfig, name: str | None = None, metrics: dict | None = N
     )
 
 
-def to_onnx_bytes(model: nn.Module, example_hw: tuple[int, int] = (288, 512), fold: bool = True) -> bytes:
+def to_onnx_bytes(model: nn.Module, example_hw: tuple[int, int] = (288, 512), fold: bool = True,
+                  channels: int = 3) -> bytes:
     """Trace the model (fp32, eval mode) into ONNX with dynamic batch and size, in one file.
 
     fold=False keeps batch norms as their own nodes (ONNX Runtime fuses them when it loads the
     model), so every weight in the file is one of the checkpoint's own values.
     """
     wrapped = WithSigmoid(model).eval().float().to(memory_format=torch.contiguous_format)
-    example = torch.randn(1, 3, *example_hw)
+    example = torch.randn(1, channels, *example_hw)
     buffer = io.BytesIO()
     torch.onnx.export(
         wrapped,
@@ -114,7 +115,7 @@ def add_metadata(onnx_bytes: bytes, metadata: dict[str, str]) -> bytes:
     return proto.SerializeToString()
 
 
-def check_against_torch(model: nn.Module, onnx_bytes: bytes, sizes=((288, 512), (320, 224))) -> float:
+def check_against_torch(model: nn.Module, onnx_bytes: bytes, sizes=((288, 512), (320, 224)), channels: int = 3) -> float:
     """Largest absolute probability difference between torch and ONNX Runtime on random inputs."""
     import onnxruntime as ort
 
@@ -123,7 +124,7 @@ def check_against_torch(model: nn.Module, onnx_bytes: bytes, sizes=((288, 512), 
     worst = 0.0
     generator = torch.Generator().manual_seed(0)
     for h, w in sizes:
-        x = torch.randn(2, 3, h, w, generator=generator)
+        x = torch.randn(2, channels, h, w, generator=generator)
         with torch.no_grad():
             expected = wrapped(x).numpy()
         got = session.run(None, {"image": x.numpy()})[0]

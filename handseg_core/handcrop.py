@@ -20,6 +20,7 @@ MIN_PALM_LENGTHS = 2.6  # ... and at least this many palm lengths (a fist's land
 LANDMARK_CHANNELS = 2  # the finger bones, the palm
 _BONE_WIDTH = 0.2  # of the palm length
 _BLUR = 0.1  # the drawing's Gaussian sigma, of the palm length
+REACH = 0.6  # per-hand probabilities count within this many palm lengths of the drawn hand (`reach`)
 
 
 def upright_rotation(landmarks: np.ndarray) -> float:
@@ -106,3 +107,12 @@ def paste(probability: np.ndarray, square, out_hw: tuple[int, int]) -> tuple[np.
                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
                             borderValue=0)
     return values, (x0, y0, x1, y1)
+
+
+def reach(drawing: np.ndarray, palm: float, lengths: float = REACH) -> np.ndarray:
+    """float32 size x size in 0..1: 1 within `lengths` palm lengths of the drawn hand (bones or
+    palm), falling to 0 over a further half of that: no hand pixel lies far from its landmarks."""
+    on = (drawing.max(0) >= 0.5).view(np.uint8) if drawing.dtype == bool else (drawing.max(0) >= 0.5).astype(np.uint8)
+    distance = cv2.distanceTransform(1 - on, cv2.DIST_L2, 3)
+    radius = max(1.0, lengths * palm)
+    return np.clip(1.5 - distance / radius, 0.0, 1.0).astype(np.float32, copy=False)

@@ -28,6 +28,8 @@ SEGMENTER = "segmenter"
 PALM_MODEL = "mediapipe-palm-detection-full"
 LANDMARK_MODEL = "mediapipe-hand-landmark-full"
 FINDER_KINDS = ("palm_detector", "hand_landmarks")
+HANDS_KIND = "hand_crop_segmenter"  # a per-hand network (handseg_core.hands), named by a segmenter's hands_model
+KINDS = (SEGMENTER, *FINDER_KINDS, HANDS_KIND)
 
 
 @dataclass(frozen=True)

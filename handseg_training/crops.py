@@ -57,7 +57,7 @@ class CropAugment:
     frame_share: float = 0.35  # of a batch: real frames; the rest composites
     face_share: float = 0.6  # of composites: over a face
     own_background: float = 0.12  # of composites: the hand photo's own background (close-ups)
-    distractor: float = 0.05  # of composites: landmarks over a background without a hand
+    distractor: float = 0.05  # of composites over scenes: landmarks over a background without a hand
     shift: float = 0.08  # the square's centre, of its side
     scale: tuple[float, float] = (0.85, 1.25)
     rotation: float = 20.0  # degrees
@@ -223,7 +223,8 @@ class CropSampler:
         matrix = handcrop.pixel_indices(handcrop.crop_matrix(square, s))
         on_face = rng.random() < cfg.face_share
         canvas, index = self._background(self.faces if on_face else self.scenes, on_face)
-        if rng.random() < cfg.distractor:
+        if not on_face and rng.random() < cfg.distractor:  # over scenes only: over a face it taught
+            # the network to refuse real hands at the chin (faces_utk_hands: 8 empty masks, not 3)
             return self._finish(canvas, handcrop.landmarks_in_crop(points, square, s), np.zeros((s, s), bool))
         own_background = rng.random() < cfg.own_background
         border = cv2.BORDER_REPLICATE if own_background else cv2.BORDER_CONSTANT

@@ -67,23 +67,34 @@ def test_hand_square_turns_the_fingers_up_and_moves_towards_them():
 
 
 def test_landmarks_agree_with_mediapipes_own(hand_finder):
-    """Every hand MediaPipe finds is found, its landmarks within 3% of the hand's size of
-    MediaPipe's on most hands (9 of 11 here; the two others, 6% and 10%, start from a palm box
-    decoded a little differently) and within 12% on all."""
+    """Every hand MediaPipe finds in one pass is found, its landmarks within 3% of the hand's
+    size of MediaPipe's on most hands (8 of 9 here; the other, 6%, starts from a palm box decoded a
+    little differently) and within 12% on all."""
     errors = []
+    single_pass = F.FinderOptions(variants=((0.0, False),), fallback=())  # as MediaPipe runs
     for name, hands in GOLDEN.items():
-        found = hand_finder.find(rgb_of(name))
+        found = hand_finder.find(rgb_of(name), single_pass)
         for expected in map(np.array, hands):
             size = np.ptp(expected, 0).max()
             errors.append(min([np.abs(h.landmarks[:, :2] - expected).mean() / size for h in found], default=1.0))
     errors = np.array(errors)
-    assert len(errors) == 11 and errors.max() < 0.12, errors
-    assert (errors < 0.03).sum() >= 9, errors
+    assert len(errors) == 9 and errors.max() < 0.12, errors
+    assert (errors < 0.03).sum() >= 8, errors
 
 
 def test_no_hand_on_a_face_without_one(hand_finder):
     assert GOLDEN["golden/face_no_hand.jpg"] == []
-    assert hand_finder.find(rgb_of("golden/face_no_hand.jpg")) == []
+    assert hand_finder.find(rgb_of("golden/face_no_hand.jpg")) == []  # every variant, the fallback too
+
+
+def test_the_fallback_runs_only_where_nothing_is_found(hand_finder, monkeypatch):
+    calls = []
+    original = hand_finder._find
+    monkeypatch.setattr(hand_finder, "_find", lambda rgb, options: calls.append(len(options.variants)) or original(rgb, options))
+    hand_finder.find(rgb_of("../../examples/hand.jpg"))
+    assert calls == [3]
+    hand_finder.find(rgb_of("golden/face_no_hand.jpg"))
+    assert calls == [3, 3, 6]
 
 
 def test_handedness_is_the_persons_own(hand_finder):

@@ -23,8 +23,8 @@ def flip_one_byte(path) -> None:
 
 def test_packaged_index_is_read():
     index = json.loads((registry.PACKAGED_DIR / "index.json").read_text())["models"]
-    models = available_models(("segmenter", *registry.FINDER_KINDS))
-    assert {spec.kind for spec in models.values()} == {"segmenter", *registry.FINDER_KINDS}
+    models = available_models(registry.KINDS)
+    assert {spec.kind for spec in models.values()} == set(registry.KINDS)
     for entry in index:
         spec = models[entry["name"]]
         assert spec.file == entry["file"] and spec.sha256 == entry["sha256"]
@@ -35,7 +35,7 @@ def test_packaged_index_is_read():
 
 
 def test_packaged_models_match_their_checksums():
-    for spec in available_models(("segmenter", *registry.FINDER_KINDS)).values():
+    for spec in available_models(registry.KINDS).values():
         data = read_verified(spec)
         assert hashlib.sha256(data).hexdigest() == spec.sha256
         sidecar = spec.path.with_name(spec.path.name + ".sha256")  # read where the file is used without the index

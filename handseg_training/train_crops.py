@@ -50,6 +50,10 @@ class CropTrainConfig:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     threads: int = 0
+    # processes drawing the crops (cv2, on the CPU) while the network trains: 0 draws them in the
+    # training loop, enough on a CPU; a GPU needs several (its step takes less than a batch's draw)
+    workers: int = 0
+    precision: str = "fp32"  # or "bf16" (autocast, on a GPU)
     seed: int = 0
     log_every: int = 25
     checkpoint_every_minutes: float = 10.0
@@ -122,15 +126,40 @@ def to_batch(inputs: np.ndarray, cfg: CropTrainConfig, gen: torch.Generator) -> 
     return torch.cat([(rgb - mean) / std, x[:, 3:]], 1)
 
 
-def run(cfg: CropTrainConfig, out_dir: Path, progress=None) -> dict:
-    from handseg_training.train import hold_batchnorm, learning_rate, loss_fn, save_checkpoint
+class _Batches(torch.utils.data.IterableDataset):
+    """Endless batches from a sampler; each worker process draws with a seed of its own."""
+
+    def __init__(self, sampler, size: int, seed: int):
+        self.sampler, self.size, self.seed = sampler, size, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        if info is not None:
+            self.sampler.rng = np.random.default_rng(self.seed + 1000 * (info.id + 1))
+        while True:
+            yield self.sampler.batch(self.size)
+
+
+def batches(sampler, cfg: CropTrainConfig):
+    if cfg.workers <= 0:
+        while True:
+            yield sampler.batch(cfg.batch)
+    loader = torch.utils.data.DataLoader(_Batches(sampler, cfg.batch, cfg.seed), batch_size=None,
+                                         num_workers=cfg.workers, prefetch_factor=4, persistent_workers=True)
+    for inputs, targets in loader:
+        yield inputs.numpy(), targets.numpy()
+
+
+def run(cfg: CropTrainConfig, out_dir: Path, progress=None, device: str = "auto") -> dict:
+    from handseg_training.train import hold_batchnorm, learning_rate, loss_fn, pick_device, save_checkpoint
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    dev = pick_device(device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = build_crop_model(cfg)
+    model = build_crop_model(cfg).to(dev).to(memory_format=torch.channels_last)
     sampler = build_sampler(cfg.data, cfg.augment, cfg.crop, cfg.seed)
     log.info("data: %d frame hands, %d hand photos, %d faces, %d scenes",
              0 if sampler.frames is None else len(sampler.frames.samples), len(sampler.hands.samples),
@@ -144,6 +173,8 @@ def run(cfg: CropTrainConfig, out_dir: Path, progress=None) -> dict:
     start = last_ckpt = time.monotonic()
     history, running, step = [], None, 0
     checkpoint = out_dir / "model.safetensors"
+    draws = batches(sampler, cfg)
+    amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     while step < cfg.max_steps:
         fraction = max(step / cfg.max_steps, (time.monotonic() - start) / budget)
         if fraction >= 1:
@@ -151,9 +182,12 @@ def run(cfg: CropTrainConfig, out_dir: Path, progress=None) -> dict:
         lr = learning_rate(schedule, step, fraction)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        inputs, targets = sampler.batch(cfg.batch)
-        x, y = to_batch(inputs, cfg, gen), torch.from_numpy(targets)
-        loss = loss_fn(model(x), y, cfg.loss)
+        inputs, targets = next(draws)
+        x = to_batch(inputs, cfg, gen).to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        y = torch.from_numpy(targets).to(dev, non_blocking=True)
+        with amp:
+            logits = model(x)
+        loss = loss_fn(logits.float(), y, cfg.loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -213,12 +247,14 @@ def main(argv=None) -> int:
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--minutes", type=float, default=None)
     parser.add_argument("--init-from", default=None, help="a whole-image float ONNX or a per-hand checkpoint")
+    parser.add_argument("--device", default="auto", help="auto (a GPU where there is one), cpu or cuda")
+    parser.add_argument("--workers", type=int, default=None, help="processes drawing the crops")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     cfg = load_crop_config(args.config, {"data.root": args.data_root, "data.landmarks": args.landmarks,
                                          "max_steps": args.max_steps, "time_budget_minutes": args.minutes,
-                                         "init_from": args.init_from})
-    report = run(cfg, args.out)
+                                         "init_from": args.init_from, "workers": args.workers})
+    report = run(cfg, args.out, device=args.device)
     print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))
     return 0
 

@@ -94,7 +94,7 @@ def test_a_found_hand_is_matched_to_the_instance_it_lies_on():
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_configs_load(path):
     cfg = load_crop_config(path)
-    assert cfg.crop % 32 == 0 and cfg.freeze_batchnorm
+    assert cfg.crop % 32 == 0 and cfg.freeze_batchnorm == (cfg.batch < 16)  # small batches hold BatchNorm
 
 
 def test_the_widened_stem_starts_blind_to_the_landmarks():
@@ -127,3 +127,13 @@ def test_a_tiny_run_trains_and_exports(data, tmp_path):
     leg2 = build_crop_model(CropTrainConfig(encoder="tf_efficientnet_lite0", decoder_channels=32,
                                             init_from=str(tmp_path / "model.safetensors")))
     assert leg2.encoder.model.conv_stem.weight.shape[1] == 5
+
+
+def test_worker_processes_draw_batches_of_their_own(data):
+    from handseg_training.train_crops import batches
+
+    cfg = CropTrainConfig(batch=2, workers=2, seed=3, crop=64)
+    draws = batches(sampler_for(data), cfg)
+    first, second = next(draws), next(draws)
+    assert first[0].shape == (2, 5, 64, 64) and first[1].shape == (2, 1, 64, 64)
+    assert not np.array_equal(first[0], second[0])  # the two workers' seeds differ

@@ -212,11 +212,31 @@ def model_options(command: Callable) -> Callable:
         click.option("--fixed-size", is_flag=True,
                      help="Run the network once at --size, without first finding how large the hands are "
                           "(a little faster; a hand that fills a large photo is then partly missed, by handseg-lite0 mostly)."),
+        click.option("--hands", "keep", type=HandsParam(), default="all", show_default=True,
+                     help="Which hands to keep: all, largest, left, right (the person's own) or N, the N largest."),
+        click.option("--no-finder", is_flag=True,
+                     help="Do not find each hand first: the whole image only, as before 0.3 "
+                          "(faster; hands over faces and bodies are often missed)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; errors still show."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+class HandsParam(click.ParamType):
+    """--hands: all, largest, left, right or N."""
+
+    name = "all|largest|left|right|N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from handseg_core.errors import HandsegError
+        from handseg_core.hands import parse_choice
+
+        try:
+            return parse_choice(value)
+        except HandsegError as exc:
+            self.fail(str(exc).removeprefix(f"hands {value!r}: "), param, ctx)
 
 
 def refinement_options(command: Callable) -> Callable:
@@ -254,6 +274,9 @@ class ModelSettings:
     refinement: Refinement
     quiet: bool
     adapt_size: bool = True
+    find_hands: bool = True
+    keep: str | int = "all"
+    sidecar: bool = False
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> "ModelSettings":
@@ -265,6 +288,9 @@ class ModelSettings:
             refinement=refinement_from(options),
             quiet=options["quiet"],
             adapt_size=not options["fixed_size"],
+            find_hands=not options["no_finder"],
+            keep=options["keep"],
+            sidecar=options.get("sidecar", False),
         )
 
     def load(self) -> HandSegmenter:
@@ -275,7 +301,7 @@ class ModelSettings:
 
     def segment(self, session: HandSegmenter, image: np.ndarray | Path) -> SegmentationResult:
         return session.segment(image, self.refinement, input_size=self.input_size, flip_tta=self.flip_tta,
-                               adapt_size=self.adapt_size)
+                               adapt_size=self.adapt_size, find_hands=self.find_hands, keep=self.keep)
 
 
 def inference_threads() -> int:
@@ -458,7 +484,11 @@ def encode_png(image: Image.Image, stream: BinaryIO) -> None:
 
 
 def write_png(image: Image.Image, target: Path) -> None:
-    """Write `image` to `target` atomically: a temporary file in the same folder, then a rename.
+    write_atomically(target, lambda stream: encode_png(image, stream))
+
+
+def write_atomically(target: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write `target` atomically: a temporary file in the same folder, then a rename.
 
     The temporary file is removed on any failure (Ctrl-C included); `target` is either the old
     file or the complete new one.
@@ -467,7 +497,7 @@ def write_png(image: Image.Image, target: Path) -> None:
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(temporary, "xb") as stream:
-            encode_png(image, stream)
+            write(stream)
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -475,9 +505,17 @@ def write_png(image: Image.Image, target: Path) -> None:
         raise
 
 
-def save_result(render: Renderer, job: Job, decoded: Decoded, result: SegmentationResult) -> None:
-    """Render and write one result; a refusing folder stops the batch."""
+def sidecar_path(target: Path) -> Path:
+    return target.with_suffix(".json")
+
+
+def save_result(render: Renderer, job: Job, decoded: Decoded, result: SegmentationResult, sidecar: bool) -> None:
+    """Render and write one result (its JSON sidecar first, so that a PNG on disk has its JSON);
+    a refusing folder stops the batch."""
     try:
+        if sidecar:
+            text = json.dumps({"source": str(job.source), **result.describe()})
+            write_atomically(sidecar_path(job.target), lambda stream: stream.write(text.encode() + b"\n"))
         write_png(render(decoded, result), job.target)
     except OSError as exc:
         reason = exc.strerror or first_line(exc)
@@ -546,7 +584,8 @@ class Batch:
                 if outcome.failure is not None:
                     self._failed(outcome.failure)
                     continue
-                self._writing.append((job, pool.submit(save_result, self.render, job, outcome.decoded, outcome.result)))
+                self._writing.append((job, pool.submit(save_result, self.render, job, outcome.decoded, outcome.result,
+                                                           self.settings.sidecar)))
                 while len(self._writing) > AHEAD:
                     self._finish(*self._writing.popleft())
             while self._writing:
@@ -671,6 +710,9 @@ def batch_command(function: Callable) -> Callable:
         click.option("-r", "--recursive", is_flag=True, help="Also take images in subfolders (the tree is kept)."),
         click.option("--overwrite", is_flag=True,
                      help="Redo outputs that exist already (default: keep them, so a rerun resumes)."),
+        click.option("--json", "sidecar", is_flag=True,
+                     help="Also write OUTPUT/<name>.json: each hand's box, area, score, handedness "
+                          "and 21 landmarks, in the image's pixels."),
     ]
     function = model_options(refinement_options(function))
     for option in reversed(options):

@@ -210,6 +210,26 @@ def find(name_or_path: str | os.PathLike | None) -> ModelSpec:
     raise ModelError(f"unknown model {text!r}; available: {names} (or give the path of an .onnx file)")
 
 
+def find_listed(name: str) -> ModelSpec:
+    """A segmenter by its registry name only, never a path: for model values that come from
+    outside (a workflow, a menu, a web request), so that nothing but a listed model is opened.
+
+    Raises:
+        ModelError: `name` is not a listed model's name.
+    """
+    models = available_models()
+    if not isinstance(name, str) or name not in models:
+        raise ModelError(f"model {name!r} refused: not one of the installed models ({', '.join(models) or 'none'})")
+    return models[name]
+
+
+def is_inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether `path`, with every symlink and '..' resolved, lies inside `folder` (also resolved).
+    Nothing is opened: only the names are followed."""
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([real, root]) == root and real != root
+
+
 def find_kind(name: str, *kinds: str) -> ModelSpec:
     """A model of one of these kinds (not a segmenter: the finder's, a per-hand network) by its
     registry name.

@@ -239,3 +239,24 @@ def test_env_default_model_must_be_known(monkeypatch):
         find(None)
     text = str(caught.value)
     assert "HANDSEG_DEFAULT_MODEL" in text and "typo-model" in text and PACKAGED in text and "\n" not in text
+
+
+def test_find_listed_takes_names_only(tmp_path, monkeypatch):
+    path = write_red_model(tmp_path / "models", "listed")
+    monkeypatch.setenv("HANDSEG_MODELS", str(path.parent))
+    assert registry.find_listed("listed").path == path
+    for value in (str(path), "listed.onnx", "../models/listed.onnx", "/etc/passwd", None):
+        with pytest.raises(ModelError, match="refused"):
+            registry.find_listed(value)
+
+
+def test_is_inside_resolves_symlinks_and_dots(tmp_path):
+    folder = tmp_path / "models"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "out").symlink_to(tmp_path, target_is_directory=True)
+    (folder / "passwd.onnx").symlink_to("/etc/passwd")
+    assert registry.is_inside(folder / "sub" / "a.onnx", folder)
+    assert not registry.is_inside(folder / ".." / "a.onnx", folder)
+    assert not registry.is_inside(folder / "out" / "a.onnx", folder)
+    assert not registry.is_inside(folder / "passwd.onnx", folder)
+    assert not registry.is_inside(folder, folder)

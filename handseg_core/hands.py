@@ -193,6 +193,14 @@ def scaled(hands: list[FoundHand], factor_xy: tuple[float, float]) -> list[Found
 
 CHOICES = ("all", "largest", "left", "right")
 HandChoice = str | int
+# What a menu offers (the ComfyUI nodes, the GIMP dialog): (value, label, help).
+MENU = (
+    ("all", "All hands", "Every hand found"),
+    ("largest", "The largest hand", "Only the hand with the largest area"),
+    ("left", "Left hands", "The person's own left hands (the finder tells them apart)"),
+    ("right", "Right hands", "The person's own right hands (the finder tells them apart)"),
+    ("2", "The two largest", "The two hands with the largest areas"),
+)
 
 
 def parse_choice(value: HandChoice) -> HandChoice:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from handseg_core.errors import OptionError
+
 
 @dataclass(frozen=True)
 class Refinement:
@@ -39,16 +41,21 @@ class Refinement:
     feather: float = 0.0
     snap_edges: bool = True
 
+    # Raises OptionError (a ValueError) for a value out of its range or not a number.
     def __post_init__(self):
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be within 0..1, got {self.threshold}")
+        if not _is_number(self.threshold) or not 0.0 <= self.threshold <= 1.0:
+            raise OptionError(f"threshold must be a number within 0..1, got {self.threshold!r}")
         for name in ("open_size", "close_size", "dilate", "erode", "min_area", "fill_holes", "feather"):
             value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} is a fraction of the image and must be within 0..1, got {value}")
+            if not _is_number(value) or not 0.0 <= value < 1.0:
+                raise OptionError(f"{name} is a fraction of the image and must be a number within 0..1, got {value!r}")
 
     def with_(self, **changes) -> "Refinement":
         return replace(self, **changes)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 NO_REFINEMENT = Refinement(min_area=0.0, fill_holes=0.0, snap_edges=False)

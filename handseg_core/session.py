@@ -12,7 +12,7 @@ import numpy as np
 
 from handseg_core import hands as per_hand
 from handseg_core import registry
-from handseg_core.errors import ModelError
+from handseg_core.errors import ModelError, OptionError
 from handseg_core.finder import FinderOptions, load_finder
 from handseg_core.hands import Hand
 from handseg_core.images import ImageInput, load_rgb_reduced
@@ -30,6 +30,9 @@ Device = Literal["auto", "cpu", "cuda"]
 # own background too, finds larger ones and is measured best with larger limits (README, The input
 # size adapts).
 FIND_SIZE = 192
+# The largest `input_size`: beyond it nothing measured gains (896 is no better than 768) and one
+# network pass needs gigabytes, so a larger value is taken for a mistake.
+MAX_INPUT_SIZE = 2048
 FIT_STEP = 32  # the fitted size is a multiple of this (the packaged models' stride)
 _PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
@@ -165,6 +168,7 @@ class HandSegmenter:
         below the model's `min_input_size` (see `inference_size`); with `adapt_size`, smaller
         where the hands are large (see `segment`).
         """
+        check_input_size(input_size)
         size = inference_size(self.spec, rgb.shape[:2], input_size)
         return self._probability(rgb, self._network_view(rgb, size, adapt_size), flip_tta, rgb.shape[:2])
 
@@ -172,6 +176,7 @@ class HandSegmenter:
         """`size`, or where the largest hand in `rgb` would span more than the model's
         `hand_limit` network pixels at it, the smaller long side at which it spans its
         `hand_extent` (from one pass at FIND_SIZE). Never below the model's `min_input_size`."""
+        check_input_size(size, "size")
         return self._fitted_size(resize_long_side(rgb, size), size)
 
     def _fitted_size(self, view: np.ndarray, size: int) -> int:
@@ -269,8 +274,15 @@ class HandSegmenter:
 
         Raises:
             ImageError: the image cannot be read.
+            OptionError: an option out of its range (input_size not a whole number from 1 to
+                MAX_INPUT_SIZE, refinement or finder not of their types).
             ModelError: the session was closed.
         """
+        check_input_size(input_size)
+        if refinement is not None and not isinstance(refinement, Refinement):
+            raise OptionError(f"refinement must be a handseg_core.Refinement, got {type(refinement).__name__}")
+        if finder is not None and not isinstance(finder, FinderOptions):
+            raise OptionError(f"finder must be a handseg_core.finder.FinderOptions, got {type(finder).__name__}")
         refinement = refinement or Refinement()
         per_hand.parse_choice(keep)  # a wrong choice fails before the work
         return self._segment(image, refinement, input_size, flip_tta, adapt_size, find_hands, finder).keep(keep)
@@ -341,6 +353,20 @@ def load_model(
                 del _cache[old]
             _cache[key] = session
     return session
+
+
+def check_input_size(value, name: str = "input_size") -> None:
+    """Refuse a size the network cannot see: not a whole number from 1 to MAX_INPUT_SIZE (None,
+    the model's own, passes).
+
+    Raises:
+        OptionError: naming the value and the range.
+    """
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_INPUT_SIZE:
+        raise OptionError(f"{name} must be a whole number of pixels from 1 to {MAX_INPUT_SIZE} "
+                          f"(or None for the model's own), got {value!r}")
 
 
 def fit_floor(spec: registry.ModelSpec) -> int:

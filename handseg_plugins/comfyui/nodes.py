@@ -10,6 +10,7 @@ from PIL import ImageColor
 import handseg_core
 from handseg_core import HandSegmenter, HandsegError, Refinement
 from handseg_core import refine as _refine
+from handseg_core.hands import MENU as HAND_MENU
 
 from handseg_plugins.comfyui.convert import arrays_to_images, arrays_to_masks, images_to_arrays, masks_to_arrays
 from handseg_plugins.comfyui.models import model_choices, resolve_model
@@ -41,6 +42,10 @@ _MAX_SIZE = ("INT", {
     "tooltip": "Largest long side in pixels the network sees; 0 = the model's (512). Larger images are reduced to it, "
                "smaller ones keep their own size. 768 gives finer masks of small hands in large scenes or video "
                "frames, in about twice the time; keep 0 for close-ups and portraits, where it does worse.",
+})
+_HANDS = ([value for value, _, _ in HAND_MENU], {
+    "default": "all",
+    "tooltip": "Which hands to keep: " + "; ".join(f"{value}: {text.lower()}" for value, _, text in HAND_MENU) + ".",
 })
 _INVERT = ("BOOLEAN", {"default": False, "tooltip": "Use 1 - mask (for masks from Load Image, which are 1 - alpha)."})
 
@@ -113,6 +118,7 @@ class HandsegHandMask:
                 "feather": _FEATHER,
                 "flip_tta": ("BOOLEAN", {"default": False, "tooltip": "Also run the mirrored image and average (slower)."}),
                 "max_size": _MAX_SIZE,
+                "hands": _HANDS,
             },
         }
 
@@ -130,12 +136,13 @@ class HandsegHandMask:
         feather: float = 0.0,
         flip_tta: bool = False,
         max_size: int = 0,
+        hands: str = "all",
     ) -> tuple[Any, Any]:
         refinement = Refinement(
             threshold=threshold, open_size=open_size, close_size=close_size, dilate=dilate, erode=erode,
             min_area=min_area, fill_holes=fill_holes, feather=feather,
         )
-        results = [model.segment(rgb, refinement, input_size=max_size or None, flip_tta=flip_tta)
+        results = [model.segment(rgb, refinement, input_size=max_size or None, flip_tta=flip_tta, keep=hands)
                    for rgb in images_to_arrays(image)]
         return arrays_to_masks([r.alpha for r in results]), arrays_to_masks([r.probability for r in results])
 
@@ -168,6 +175,7 @@ class HandsegRemoveBackground:
                 "mask": ("MASK", {"tooltip": "Cut out with this mask (1 = keep) instead of the model's."}),
                 "invert_mask": _INVERT,
                 "max_size": _MAX_SIZE,
+                "hands": _HANDS,
             },
         }
 
@@ -182,12 +190,13 @@ class HandsegRemoveBackground:
         mask: Any = None,
         invert_mask: bool = False,
         max_size: int = 0,
+        hands: str = "all",
     ) -> tuple[Any, Any]:
         colour = None if transparent else _parse_colour(background)
         rgbs = images_to_arrays(image)
         if mask is None:
             refinement = Refinement(threshold=threshold, feather=feather)
-            alphas = [model.segment(rgb, refinement, input_size=max_size or None).alpha for rgb in rgbs]
+            alphas = [model.segment(rgb, refinement, input_size=max_size or None, keep=hands).alpha for rgb in rgbs]
         else:
             alphas = _match_batch(masks_to_arrays(mask, np.float32), len(rgbs))
             if invert_mask:

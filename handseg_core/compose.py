@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageColor
 
 from handseg_core.errors import HandsegError
-from handseg_core.images import ImageInput, load_rgba
+from handseg_core.images import ImageInput, load_rgba, open_image
 
 Background = Union[None, str, tuple, os.PathLike, Image.Image, np.ndarray]
 
@@ -52,10 +52,15 @@ def cutout_image(image: ImageInput, mask: np.ndarray | Image.Image, background: 
                  reuse: bool = False) -> Image.Image:
     """Keep the hands of `image` where `mask` is set; see handseg_core.cutout.
 
-    `reuse`: an RGB PIL `image` may become the cut-out itself (it is changed), which saves a
-    copy of a large photo; for callers that do not use the image afterwards.
+    `reuse`: an RGB or RGBA PIL `image` may become the cut-out itself (it is changed), which
+    saves a copy of a large photo; for callers that do not use the image afterwards. An image
+    given by its path or as an RGB array is always used so (it is a copy made here).
     """
-    if reuse and isinstance(image, Image.Image) and image.mode == "RGB":
+    if isinstance(image, (str, os.PathLike)):
+        image, reuse = open_image(image), True  # decoded here: nobody else holds it
+    elif isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        image, reuse = Image.fromarray(np.ascontiguousarray(image), "RGB"), True  # a copy of its own
+    if reuse and isinstance(image, Image.Image) and image.mode in ("RGB", "RGBA"):
         rgba = image
         rgba.load()
     else:

@@ -257,6 +257,8 @@ def load_rgba(source: ImageInput) -> Image.Image:
     if image.mode == "RGBA":
         return image.copy()
     with _pil_errors(image):
+        if image.mode == "RGB":
+            return image.convert("RGBA")
         if image.mode in ("LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
             return _to_rgba(image)
         return Image.fromarray(to_rgb_array(image)).convert("RGBA")

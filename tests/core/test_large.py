@@ -123,7 +123,9 @@ def test_a_reused_image_gives_the_same_cutout_band_by_band(monkeypatch, backgrou
     rgb, truth = hand_picture(90, 61)
     alpha = np.where(truth, 255, 0).astype(np.uint8)
     alpha[5:9, 5:40] = 128
+    before = rgb.copy()
     expected = cutout_image(rgb, alpha, background)
+    assert np.array_equal(rgb, before)  # an array is copied, never changed
     monkeypatch.setattr("handseg_core.compose.BAND_ROWS", 8)
     image = Image.fromarray(rgb)
     reused = cutout_image(image, alpha, background, reuse=True)

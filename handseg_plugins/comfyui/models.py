@@ -71,14 +71,7 @@ def model_files() -> dict[str, Path]:
 
 def model_choices() -> list[str]:
     """The dropdown: registry names (the default model first), then files of the models folder."""
-    names = list(registry.available_models())
-    try:
-        default = registry.default_model_name()
-    except ModelError:
-        default = None
-    if default in names:
-        names.remove(default)
-        names.insert(0, default)
+    names = [spec.name for spec in registry.models_for_menu()[0]]
     return names + [f for f in model_files() if f not in names]
 
 

@@ -215,8 +215,26 @@ def model_options(command: Callable) -> Callable:
         flag(INFERENCE["input_size"]),
         flag(INFERENCE["flip_tta"]),
         flag(INFERENCE["adapt_size"]),
+        flag(INFERENCE["find_hands"]),
+        click.option("--hands", "keep", type=HandsParam(), default=INFERENCE["keep"].default, show_default=True,
+                     help=INFERENCE["keep"].help),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; errors still show."),
     ])
+
+
+class HandsParam(click.ParamType):
+    """--hands: all, largest, left, right or N."""
+
+    name = "all|largest|left|right|N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from handseg_core.errors import HandsegError
+        from handseg_core.options import parse_choice
+
+        try:
+            return parse_choice(value)
+        except HandsegError as exc:
+            self.fail(str(exc).removeprefix(f"hands {value!r}: "), param, ctx)
 
 
 def refinement_options(command: Callable) -> Callable:
@@ -238,6 +256,9 @@ class ModelSettings:
     refinement: Refinement
     quiet: bool
     adapt_size: bool = True
+    find_hands: bool = True
+    keep: str | int = "all"
+    sidecar: bool = False
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> "ModelSettings":
@@ -249,6 +270,9 @@ class ModelSettings:
             refinement=refinement_from(options),
             quiet=options["quiet"],
             adapt_size=options["adapt_size"] is not False,
+            find_hands=options["find_hands"] is not False,
+            keep=options["keep"],
+            sidecar=options.get("sidecar", False),
         )
 
     def load(self) -> HandSegmenter:
@@ -259,7 +283,7 @@ class ModelSettings:
 
     def segment(self, session: HandSegmenter, image: np.ndarray | Path) -> SegmentationResult:
         return session.segment(image, self.refinement, input_size=self.input_size, flip_tta=self.flip_tta,
-                               adapt_size=self.adapt_size)
+                               adapt_size=self.adapt_size, find_hands=self.find_hands, keep=self.keep)
 
 
 def inference_threads() -> int:
@@ -440,7 +464,11 @@ def encode_png(image: Image.Image, stream: BinaryIO) -> None:
 
 
 def write_png(image: Image.Image, target: Path) -> None:
-    """Write `image` to `target` atomically: a temporary file in the same folder, then a rename.
+    write_atomically(target, lambda stream: encode_png(image, stream))
+
+
+def write_atomically(target: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write `target` atomically: a temporary file in the same folder, then a rename.
 
     The temporary file is removed on any failure (Ctrl-C included); `target` is either the old
     file or the complete new one.
@@ -449,7 +477,7 @@ def write_png(image: Image.Image, target: Path) -> None:
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(temporary, "xb") as stream:
-            encode_png(image, stream)
+            write(stream)
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -457,9 +485,17 @@ def write_png(image: Image.Image, target: Path) -> None:
         raise
 
 
-def save_result(render: Renderer, job: Job, decoded: Decoded, result: SegmentationResult) -> None:
-    """Render and write one result; a refusing folder stops the batch."""
+def sidecar_path(target: Path) -> Path:
+    return target.with_suffix(".json")
+
+
+def save_result(render: Renderer, job: Job, decoded: Decoded, result: SegmentationResult, sidecar: bool) -> None:
+    """Render and write one result (its JSON sidecar first, so that a PNG on disk has its JSON);
+    a refusing folder stops the batch."""
     try:
+        if sidecar:
+            text = json.dumps({"source": str(job.source), **result.describe()})
+            write_atomically(sidecar_path(job.target), lambda stream: stream.write(text.encode() + b"\n"))
         write_png(render(decoded, result), job.target)
     except OSError as exc:
         reason = exc.strerror or first_line(exc)
@@ -528,7 +564,8 @@ class Batch:
                 if outcome.failure is not None:
                     self._failed(outcome.failure)
                     continue
-                self._writing.append((job, pool.submit(save_result, self.render, job, outcome.decoded, outcome.result)))
+                self._writing.append((job, pool.submit(save_result, self.render, job, outcome.decoded, outcome.result,
+                                                           self.settings.sidecar)))
                 while len(self._writing) > AHEAD:
                     self._finish(*self._writing.popleft())
             while self._writing:
@@ -653,6 +690,9 @@ def batch_command(function: Callable) -> Callable:
         click.option("-r", "--recursive", is_flag=True, help="Also take images in subfolders (the tree is kept)."),
         click.option("--overwrite", is_flag=True,
                      help="Redo outputs that exist already (default: keep them, so a rerun resumes)."),
+        click.option("--json", "sidecar", is_flag=True,
+                     help="Also write OUTPUT/<name>.json: each hand's box, area, score, handedness "
+                          "and 21 landmarks, in the image's pixels."),
     ]
     function = model_options(refinement_options(function))
     for option in reversed(options):

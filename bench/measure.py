@@ -127,8 +127,10 @@ def handseg_ort(job: dict) -> dict:
     size = job.get("input_size") or spec.input_size
     refinement = Refinement()
 
+    find_hands = job.get("find_hands", True)
+
     def end_to_end():
-        encode_png(segmenter.segment(image, refinement, input_size=size).mask)
+        encode_png(segmenter.segment(image, refinement, input_size=size, find_hands=find_hands).mask)
 
     rgb = load_rgb(image)
     prepared = prepare(rgb, size, spec.mean, spec.std, spec.stride)
@@ -139,6 +141,8 @@ def handseg_ort(job: dict) -> dict:
         "inference": timed(lambda: segmenter._run(prepared.tensor), warmup, repeats),
         "load_model_s": load_s,
         "providers": segmenter.providers,
+        "find_hands": find_hands,
+        "hands": len(segmenter.segment(image, refinement, input_size=size, find_hands=find_hands).hands),
     }
     if job.get("stages"):
         probability_padded = segmenter._run(prepared.tensor)[0, 0]
@@ -167,6 +171,7 @@ def handseg_ort(job: dict) -> dict:
             "compare: 4032x2268 photo, end to end from the whole decode":
                 lambda: encode_png(segmenter.segment(load_rgb(photo), refinement, input_size=size).mask),
         }
+        stages.update(finder_stages(segmenter, small, refinement))
         result["stages"] = {name: timed(fn, warmup, repeats) for name, fn in stages.items()}
         whole = segmenter.segment(load_rgb(image), refinement, input_size=size).mask > 0
         engine = segmenter.segment(image, refinement, input_size=size).mask > 0
@@ -176,6 +181,33 @@ def handseg_ort(job: dict) -> dict:
     result["peak_rss_mb"] = peak_rss_mb()
     result["session_create_s"] = time_session_creation(model_source, variant, segmenter.providers, job["load_repeats"])
     return result
+
+
+def finder_stages(segmenter, rgb, refinement) -> dict:
+    """The stages the hand finder adds (`segment(find_hands=True)`), on the engine's decode."""
+    import numpy as np
+
+    from handseg_core import hands as per_hand
+    from handseg_core.finder import FinderOptions, hand_square, load_finder
+
+    crops = segmenter._hand_segmenter()
+    if crops is None:
+        return {}
+    finder = load_finder(threads=segmenter._threads)
+    variants = FinderOptions().variants
+    found = finder.find(rgb)
+    squares = [hand_square(points) for _, points in finder.palms(rgb)]
+    pastes = crops.probabilities(rgb, found)
+    whole = np.zeros(rgb.shape[:2], np.float32)
+    mask = (per_hand.combine(whole, pastes) >= refinement.threshold).astype(np.uint8) * 255
+    return {
+        f"finder, all of it ({len(variants)} palm passes, landmarks; {len(found)} hands)": lambda: finder.find(rgb),
+        "finder: one palm pass": lambda: finder.palms(rgb),
+        f"finder: landmarks of one pass's palms ({len(squares)})": lambda: finder.landmarks(rgb, squares),
+        f"per-hand network ({len(found)} crops of {crops.spec.input_size})": lambda: crops.probabilities(rgb, found),
+        "combine, owners, split into hands": lambda: per_hand.split(
+            mask, found, per_hand.owners(pastes, rgb.shape[:2]), per_hand.combine(whole, pastes)),
+    }
 
 
 def _phone_photo(image: str, folder: Path) -> str:

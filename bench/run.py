@@ -38,6 +38,7 @@ QUICK = {
     "input_size": 128, "u2net_size": 64, "lraspp_size": 64, "explore_sizes": [96],
 }
 THREADS = (1, 2)
+TABLES = ("models", "references", "batch", "speed-ups")
 UTILISATION_TARGET = 0.9  # of all cores, for "the CLI keeps every core busy"
 
 
@@ -388,6 +389,11 @@ def benchmark(settings: dict, photo: Path | None, tmp: Path) -> dict:
                 torch_skip = "an int8 ONNX file: torch would run its float twin"
             add("models", {"model": name, "backend": "torch CPU fp32", "threads": threads},
                 {"kind": "handseg-torch", "model": name, "threads": threads}, torch_skip)
+        if models[name].hands_model:
+            for threads in THREADS:
+                add("models", {"model": name, "backend": "onnxruntime CPU, whole image only (--no-finder)",
+                               "threads": threads},
+                    {"kind": "handseg-ort", "model": name, "threads": threads, "find_hands": False})
         add("models", {"model": name, "backend": "onnxruntime CUDA", "threads": "-"},
             {"kind": "handseg-ort", "model": name, "device": "cuda"},
             None if cuda_ort else f"no CUDA: onnxruntime has {', '.join(ort.get_available_providers())}")
@@ -449,6 +455,8 @@ def benchmark(settings: dict, photo: Path | None, tmp: Path) -> dict:
     add("speed-ups", {"change": "int8 static quantisation of every operator (QDQ; quality not measured)", "threads": 2},
         {"kind": "handseg-ort", "model": default, **int8_variant.get("job", {})}, int8_variant.get("skipped"))
 
+    if settings.get("only"):
+        plan = [entry for entry in plan if entry[0] in settings["only"]]
     rows = run_plan(plan, settings["rounds"])
 
     try:
@@ -541,6 +549,8 @@ def main(argv: list[str] | None = None) -> int:
                         "fastest round (default 3; 1 with --quick)")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before each configuration, wait up to SECONDS for other processes to leave the CPUs idle")
+    parser.add_argument("--only", metavar="TABLE,...",
+                        help="run only these tables (models, references, batch, speed-ups); default: all")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--measure-command", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -561,6 +571,11 @@ def main(argv: list[str] | None = None) -> int:
         settings["repeats"] = args.repeats
     if args.rounds:
         settings["rounds"] = args.rounds
+    if args.only:
+        settings["only"] = [name.strip() for name in args.only.split(",")]
+        unknown = set(settings["only"]) - set(TABLES)
+        if unknown:
+            parser.error(f"--only: no table {', '.join(sorted(unknown))}; choose from {', '.join(TABLES)}")
     sys.path.insert(0, str(BENCH_DIR))
     import report
 

@@ -17,6 +17,9 @@ import numpy as np
 from handseg_core import handcrop, registry
 from handseg_core.errors import ModelError
 from handseg_core.finder import FoundHand
+from handseg_core.options import HAND_CHOICES as CHOICES  # noqa: F401
+from handseg_core.options import HAND_MENU as MENU  # noqa: F401
+from handseg_core.options import HandChoice, parse_choice
 from handseg_core.registry import ModelSpec
 
 KIND = registry.HANDS_KIND
@@ -187,3 +190,48 @@ def scaled(hands: list[FoundHand], factor_xy: tuple[float, float]) -> list[Found
         out.append(FoundHand((x0 * fx, y0 * fy, x1 * fx, y1 * fy), hand.score, hand.handedness,
                              hand.handedness_score, landmarks))
     return out
+
+
+# --- which hands to keep
+
+# The choices (CHOICES, MENU, parse_choice) are described with the other options (options.py).
+
+
+def chosen(hands: tuple[Hand, ...] | list[Hand], choice: HandChoice) -> list[int]:
+    """Indices of the hands a choice keeps (hands sorted by area, the largest first, as results
+    hold them); none where no hand fits (no left hand in the photo: an empty result)."""
+    choice = parse_choice(choice)
+    if choice == "all":
+        return list(range(len(hands)))
+    if choice in ("left", "right"):
+        return [k for k, hand in enumerate(hands) if hand.handedness == choice]
+    count = 1 if choice == "largest" else choice
+    return list(range(min(count, len(hands))))
+
+
+def restrict(hands, keep: list[int], mask: np.ndarray, probability: np.ndarray, alpha: np.ndarray):
+    """mask, probability and alpha with only the kept hands: each pixel goes with the hand it is
+    nearest to, so a feathered edge stays with its hand and nothing of a dropped hand remains."""
+    kept = np.zeros(mask.shape, bool)
+    dropped = np.zeros(mask.shape, bool)
+    for k, hand in enumerate(hands):
+        (kept if k in keep else dropped)[hand.mask > 0] = True
+    if not dropped.any():
+        return mask, probability, alpha
+    if not kept.any():
+        zeros = np.zeros_like(mask)
+        return zeros, np.zeros_like(probability), np.zeros_like(alpha)
+    to_kept = cv2.distanceTransform((~kept).view(np.uint8), cv2.DIST_L2, 3)
+    to_dropped = cv2.distanceTransform((~dropped).view(np.uint8), cv2.DIST_L2, 3)
+    ours = to_kept <= to_dropped
+    return (np.where(kept, mask, 0).astype(mask.dtype), np.where(ours, probability, 0).astype(probability.dtype),
+            np.where(ours, alpha, 0).astype(alpha.dtype))
+
+
+def describe(hand: Hand) -> dict:
+    """One hand as plain JSON values (what `handseg cutout --json` writes)."""
+    landmarks = None
+    if hand.landmarks is not None:
+        landmarks = [[round(float(v), 2) for v in point] for point in hand.landmarks]
+    return {"box": list(hand.box), "area": hand.area, "score": hand.score, "handedness": hand.handedness,
+            "landmarks": landmarks}

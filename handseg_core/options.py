@@ -17,8 +17,17 @@ from handseg_core.errors import HandsegError
 DEVICES = ("auto", "cpu", "cuda")
 Device = Literal["auto", "cpu", "cuda"]
 HAND_CHOICES = ("all", "largest", "left", "right")
-# `Inference.hands`: all, the largest one, the left or right one(s), or the N largest.
-HandSelection = Union[Literal["all", "largest", "left", "right"], int]
+# Which hands a result keeps (`SegmentationResult.keep`): all, the largest one, the person's own
+# left or right hands, or the N largest.
+HandChoice = Union[str, int]
+# What a menu offers (the ComfyUI nodes, the GIMP dialog): (value, label, help).
+HAND_MENU = (
+    ("all", "All hands", "Every hand found"),
+    ("largest", "The largest hand", "Only the hand with the largest area"),
+    ("left", "Left hands", "The person's own left hands (the finder tells them apart)"),
+    ("right", "Right hands", "The person's own right hands (the finder tells them apart)"),
+    ("2", "The two largest", "The two hands with the largest areas"),
+)
 MIN_INPUT_SIZE = 16
 # A larger input size gains nothing measured (896 is no better than 768) and a 4096-px network
 # pass needs gigabytes; the limit turns a typo into an error that says so.
@@ -167,29 +176,29 @@ INFERENCE_OPTIONS: tuple[Option, ...] = (
     Option("find_hands", bool, True,
            "First find each hand and segment it in a crop of its own (the model's per-hand network).",
            negative="--no-finder",
-           negative_help="Segment the whole image at once, without first finding each hand."),
-    Option("hands", str, "all", "Which hands to keep: all, largest, left, right, or a number N (the N largest)."),
+           negative_help="Do not find each hand first: the whole image only, as before 0.3 "
+                         "(faster; hands over faces and bodies are often missed)."),
+    Option("keep", str, "all", "Which hands to keep: all, largest, left, right (the person's own) or N, the N largest.",
+           flag="--hands"),
 )
 
 REFINEMENT = {option.name: option for option in REFINEMENT_OPTIONS}
 INFERENCE = {option.name: option for option in INFERENCE_OPTIONS}
 
 
-def parse_hands(value: HandSelection | str) -> HandSelection:
-    """'all', 'largest', 'left', 'right' or a whole number >= 1 (as text too) -> the selection.
+def parse_choice(value: HandChoice) -> HandChoice:
+    """'all', 'largest', 'left', 'right' (the person's own hand) or N (the N largest), as text or
+    a number -> the choice.
 
     Raises:
-        ValueError: anything else (the message lists what is allowed).
+        HandsegError: anything else (the message says what is accepted).
     """
-    if isinstance(value, str) and value.strip().lower() in HAND_CHOICES:
-        return value.strip().lower()  # type: ignore[return-value]
-    try:
-        count = int(value)
-    except (TypeError, ValueError):
-        count = 0
-    if isinstance(value, bool) or count < 1 or (isinstance(value, float) and value != count):
-        raise ValueError(f"hands must be one of {', '.join(HAND_CHOICES)} or a whole number >= 1, got {value!r}")
-    return count
+    text = str(value).strip().lower()
+    if text in HAND_CHOICES:
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise HandsegError(f"hands {value!r}: choose all, largest, left, right or a number of hands (1, 2, ...)")
 
 
 @dataclass(frozen=True)
@@ -201,11 +210,12 @@ class Inference:
     threads: ONNX Runtime threads per run (None: its default).
     input_size: the largest long side the network sees (None: the model's).
     flip_tta, adapt_size, find_hands: as in `HandSegmenter.segment`.
-    hands: which hands a result keeps (`parse_hands`).
+    keep: which hands a result keeps (`parse_choice`; `SegmentationResult.keep`).
     finder: the hand finder's settings (`handseg_core.finder.FinderOptions`; None: its defaults).
 
     Raises:
         ValueError: a value is out of its range or not one of its choices.
+        HandsegError: `keep` is not a hand choice.
     """
 
     model: str | os.PathLike | None = None
@@ -215,14 +225,14 @@ class Inference:
     flip_tta: bool = False
     adapt_size: bool = True
     find_hands: bool = True
-    hands: HandSelection = "all"
+    keep: HandChoice = "all"
     finder: Any = None
 
     def __post_init__(self):
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         INFERENCE["input_size"].check(self.input_size)
-        object.__setattr__(self, "hands", parse_hands(self.hands))
+        object.__setattr__(self, "keep", parse_choice(self.keep))
 
     def with_(self, **changes) -> "Inference":
         return replace(self, **changes)
@@ -230,7 +240,7 @@ class Inference:
     def segment_options(self) -> dict[str, Any]:
         """The keywords of `HandSegmenter.segment` these settings give."""
         options = {"input_size": self.input_size, "flip_tta": self.flip_tta, "adapt_size": self.adapt_size,
-                   "find_hands": self.find_hands}
+                   "find_hands": self.find_hands, "keep": self.keep}
         if self.finder is not None:
             options["finder"] = self.finder
         return options

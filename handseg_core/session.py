@@ -51,6 +51,24 @@ class SegmentationResult:
     def hand_fraction(self) -> float:
         return float(np.count_nonzero(self.mask)) / self.mask.size
 
+    def keep(self, choice: per_hand.HandChoice) -> "SegmentationResult":
+        """This result with only some of its hands: "all", "largest", "left" or "right" (the
+        person's own hand, as the finder saw it) or N, the N largest. Where none fits, an empty
+        result (no error). Raises HandsegError for another choice."""
+        keep = per_hand.chosen(self.hands, choice)
+        if len(keep) == len(self.hands):
+            return self
+        mask, probability, alpha = per_hand.restrict(self.hands, keep, self.mask, self.probability, self.alpha)
+        return SegmentationResult(mask, probability, alpha, self.model, tuple(self.hands[k] for k in keep))
+
+    def describe(self) -> dict:
+        """The result as plain JSON values: image size, model, hand fraction and each hand's box,
+        area, score, handedness and landmarks (what `handseg cutout --json` writes)."""
+        width, height = self.size
+        return {"width": width, "height": height, "model": self.model,
+                "hand_fraction": round(self.hand_fraction, 6),
+                "hands": [per_hand.describe(hand) for hand in self.hands]}
+
 
 def resolve_device(device: str) -> list[str]:
     import onnxruntime as ort
@@ -212,6 +230,7 @@ class HandSegmenter:
         adapt_size: bool = True,
         find_hands: bool = True,
         finder: FinderOptions | None = None,
+        keep: per_hand.HandChoice = "all",
     ) -> SegmentationResult:
         """Find the hands in one image.
 
@@ -233,12 +252,18 @@ class HandSegmenter:
                 landmarks which skin is the hand; hands the finder misses come from the whole
                 image. False (or a model without a per-hand network): the whole image only.
             finder: the finder's settings (`FinderOptions`; default: its defaults).
+            keep: which hands the result keeps (`SegmentationResult.keep`): "all", "largest",
+                "left", "right" or N, the N largest.
 
         Raises:
             ImageError: the image cannot be read.
             ModelError: the session was closed.
         """
         refinement = refinement or Refinement()
+        per_hand.parse_choice(keep)  # a wrong choice fails before the work
+        return self._segment(image, refinement, input_size, flip_tta, adapt_size, find_hands, finder).keep(keep)
+
+    def _segment(self, image, refinement, input_size, flip_tta, adapt_size, find_hands, finder) -> SegmentationResult:
         rgb, displayed = self._decode(image, input_size)
         view = self._network_view(rgb, inference_size(self.spec, displayed, input_size), adapt_size)
         segmenter = self._hand_segmenter() if find_hands else None

@@ -10,7 +10,7 @@ import handseg_core
 from handseg_core import HandSegmenter, HandsegError, Refinement
 from handseg_core import refine as _refine
 from handseg_core.compose import parse_colour
-from handseg_core.options import DEVICES, INFERENCE, REFINEMENT, Option, refinement_from
+from handseg_core.options import DEVICES, INFERENCE, REFINEMENT, HAND_MENU, Option, refinement_from
 
 from handseg_plugins.comfyui.convert import arrays_to_images, arrays_to_masks, images_to_arrays, masks_to_arrays
 from handseg_plugins.comfyui.models import model_choices, resolve_model
@@ -43,6 +43,10 @@ _MAX_SIZE = ("INT", {
     "tooltip": _SIZE.help.replace("default: the model's", "0: the model's"),
 })
 _FLIP_TTA = _widget(INFERENCE["flip_tta"])
+_HANDS = ([value for value, _, _ in HAND_MENU], {
+    "default": "all",
+    "tooltip": "Which hands to keep: " + "; ".join(f"{value}: {text.lower()}" for value, _, text in HAND_MENU) + ".",
+})
 _INVERT = ("BOOLEAN", {"default": False, "tooltip": "Use 1 - mask (for masks from Load Image, which are 1 - alpha)."})
 
 
@@ -105,6 +109,7 @@ class HandsegHandMask:
                 **_refinement_widgets("open_size", "close_size", "dilate", "erode", "min_area", "fill_holes", "feather"),
                 "flip_tta": _FLIP_TTA,
                 "max_size": _MAX_SIZE,
+                "hands": _HANDS,
             },
         }
 
@@ -122,9 +127,10 @@ class HandsegHandMask:
         feather: float = _DEFAULTS.feather,
         flip_tta: bool = False,
         max_size: int = 0,
+        hands: str = "all",
     ) -> tuple[Any, Any]:
         settings = refinement_from(locals())
-        results = [model.segment(rgb, settings, input_size=max_size or None, flip_tta=flip_tta)
+        results = [model.segment(rgb, settings, input_size=max_size or None, flip_tta=flip_tta, keep=hands)
                    for rgb in images_to_arrays(image)]
         return arrays_to_masks([r.alpha for r in results]), arrays_to_masks([r.probability for r in results])
 
@@ -156,6 +162,7 @@ class HandsegRemoveBackground:
                 "mask": ("MASK", {"tooltip": "Cut out with this mask (1 = keep) instead of the model's."}),
                 "invert_mask": _INVERT,
                 "max_size": _MAX_SIZE,
+                "hands": _HANDS,
             },
         }
 
@@ -170,12 +177,13 @@ class HandsegRemoveBackground:
         mask: Any = None,
         invert_mask: bool = False,
         max_size: int = 0,
+        hands: str = "all",
     ) -> tuple[Any, Any]:
         colour = None if transparent else _background_colour(background)
         rgbs = images_to_arrays(image)
         if mask is None:
             refinement = Refinement(threshold=threshold, feather=feather)
-            alphas = [model.segment(rgb, refinement, input_size=max_size or None).alpha for rgb in rgbs]
+            alphas = [model.segment(rgb, refinement, input_size=max_size or None, keep=hands).alpha for rgb in rgbs]
         else:
             alphas = _match_batch(masks_to_arrays(mask, np.float32), len(rgbs))
             if invert_mask:

@@ -15,7 +15,7 @@ import gi
 import numpy as np
 
 import handseg_core
-from handseg_core.options import INFERENCE, REFINEMENT
+from handseg_core.options import HAND_MENU, INFERENCE, REFINEMENT
 from handseg_plugins.gimp.convert import (
     LAYER_FORMAT,
     READ_CHANNELS,
@@ -47,12 +47,13 @@ class PluginError(Exception):
 
 @dataclass(frozen=True)
 class Options:
-    """The procedure's arguments: a model name (None: the default model), the threshold, and the
-    largest side the network sees (None: the model's own)."""
+    """The procedure's arguments: a model name (None: the default model), the threshold, the
+    largest side the network sees (None: the model's own) and which hands to keep."""
 
     model: str | None
     threshold: float
     max_size: int | None = None
+    hands: str = "all"
 
 
 Action = Callable[[Gimp.Image, Gimp.Drawable, np.ndarray], None]
@@ -90,7 +91,8 @@ def find_hands(drawable: Gimp.Drawable, options: Options) -> np.ndarray:
     session = handseg_core.load_model(options.model)
     Gimp.progress_update(0.3)
     Gimp.progress_set_text("Finding hands")
-    result = session.segment(rgb, handseg_core.Refinement(threshold=options.threshold), input_size=options.max_size)
+    result = session.segment(rgb, handseg_core.Refinement(threshold=options.threshold), input_size=options.max_size,
+                             keep=options.hands)
     Gimp.progress_update(0.8)
     return result.mask
 
@@ -197,7 +199,7 @@ def run(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, dr
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     command = COMMANDS[procedure.get_name()]
     options = Options(model_to_load(config.get_property("model")), config.get_property("threshold"),
-                      config.get_property("max-size") or None)
+                      config.get_property("max-size") or None, config.get_property("hands"))
     Gegl.init(None)
     Gimp.progress_init(command.label.replace("_", ""))
     image.undo_group_start()
@@ -246,6 +248,11 @@ class HandsegPlugIn(Gimp.PlugIn):
                                       threshold.low, threshold.high, threshold.default, GObject.ParamFlags.READWRITE)
         procedure.add_int_argument("max-size", "Max si_ze", size.help.replace("default: the model's", "0: the model's"),
                                    0, size.high, 0, GObject.ParamFlags.READWRITE)
+        hands = Gimp.Choice.new()
+        for index, (value, label, text) in enumerate(HAND_MENU):
+            hands.add(value, index, label, text)
+        procedure.add_choice_argument("hands", "_Hands", INFERENCE["keep"].help, hands, INFERENCE["keep"].default,
+                                      GObject.ParamFlags.READWRITE)
         return procedure
 
 

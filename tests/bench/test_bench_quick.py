@@ -106,3 +106,18 @@ def test_is_quantized_tells_the_int8_model_from_its_float_twin():
     models = available_models()
     assert bench.is_quantized(models["handseg-lite2-int8"].path)
     assert not bench.is_quantized(models["handseg-lite2"].path)
+
+
+def test_only_names_a_known_table(capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--only", "models,nope"])
+    assert stop.value.code == 2 and "no table nope" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_default_is_timed_with_and_without_its_finder(results):
+    rows = [r for r in rows_of(results[0], "models") if r["model"] == results[0]["default_model"]
+            and r["backend"].startswith("onnxruntime CPU")]
+    assert {r["find_hands"] for r in rows} == {True, False}
+    staged = next(r for r in rows if r.get("stages"))
+    assert any(name.startswith("per-hand network") for name in staged["stages"])

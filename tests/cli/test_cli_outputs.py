@@ -159,7 +159,7 @@ def test_options_reach_the_engine(handseg, photos, red_model, tmp_path, monkeypa
 
     run = handseg("mask", photos / "a.jpg", "-o", tmp_path / "out", "-m", red_model, "--size", 96, "--flip-tta",
                   "--fixed-size", "--threshold", 0.3, "--open", 0.01, "--close", 0.02, "--dilate", 0.03, "--erode", 0.04,
-                  "--min-area", 0.001, "--fill-holes", 0.002, "--feather", 0.05)
+                  "--min-area", 0.001, "--fill-holes", 0.002, "--feather", 0.05, "--hands", "largest", "--no-finder")
     plain = handseg("mask", photos / "a.jpg", "-o", tmp_path / "plain", "-m", red_model, "--no-refine")
     unsnapped = handseg("mask", photos / "a.jpg", "-o", tmp_path / "unsnapped", "-m", red_model, "--no-snap")
     both = handseg("mask", photos / "a.jpg", "-o", tmp_path / "both", "-m", red_model, "--no-snap", "--no-refine")
@@ -169,9 +169,9 @@ def test_options_reach_the_engine(handseg, photos, red_model, tmp_path, monkeypa
     assert seen[0] == (
         Refinement(threshold=0.3, open_size=0.01, close_size=0.02, dilate=0.03, erode=0.04, min_area=0.001,
                    fill_holes=0.002, feather=0.05),
-        {"input_size": 96, "flip_tta": True, "adapt_size": False},
+        {"input_size": 96, "flip_tta": True, "adapt_size": False, "find_hands": False, "keep": "largest"},
     )
-    default = {"input_size": None, "flip_tta": False, "adapt_size": True}
+    default = {"input_size": None, "flip_tta": False, "adapt_size": True, "find_hands": True, "keep": "all"}
     assert seen[1] == (Refinement(min_area=0.0, fill_holes=0.0, snap_edges=False), default)
     assert seen[2] == (Refinement(snap_edges=False), default)
     assert seen[3] == seen[1]

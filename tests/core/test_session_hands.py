@@ -80,3 +80,52 @@ def test_without_the_finder_hands_are_the_masks_regions(session):
     result = session.segment(HANDS / "utk_4_1_1_20170109194538070.jpg", find_hands=False)
     assert all(hand.landmarks is None and hand.handedness is None for hand in result.hands)
     assert sum(hand.area for hand in result.hands) == np.count_nonzero(result.mask)
+
+
+TWO_HANDS = HANDS / "utk_4_1_1_20170109194538070.jpg"
+
+
+@pytest.mark.parametrize("choice", ["left", "right", "largest", 1])
+def test_keep_one_hand(session, choice):
+    result = session.segment(TWO_HANDS, handseg_core.Refinement(feather=0.02))
+    kept = result.keep(choice)
+    assert len(kept.hands) == 1
+    hand = kept.hands[0]
+    if choice in ("left", "right"):
+        assert hand.handedness == choice
+    else:
+        assert hand.area == max(h.area for h in result.hands)
+    assert ((kept.mask > 0) == (hand.mask > 0)).all()
+    other = next(h for h in result.hands if h.handedness != hand.handedness)
+    assert not (kept.alpha[other.mask > 0]).any() and not kept.probability[other.mask > 0].any()
+    assert (kept.alpha[hand.mask > 0] == result.alpha[hand.mask > 0]).all()  # its own edge is kept
+    assert session.segment(TWO_HANDS, handseg_core.Refinement(feather=0.02), keep=choice).hands == kept.hands
+
+
+def test_keep_all_or_more_than_there_are(session):
+    result = session.segment(TWO_HANDS)
+    assert result.keep("all") is result and result.keep(5) is result
+
+
+def test_a_choice_no_hand_fits_gives_an_empty_result(session):
+    result = session.segment(TWO_HANDS, find_hands=False)  # no handedness without the finder
+    kept = result.keep("left")
+    assert kept.hands == () and not kept.mask.any() and not kept.alpha.any()
+
+
+@pytest.mark.parametrize("choice", ["both", "0", -1, "1.5", ""])
+def test_a_wrong_choice_says_what_is_accepted(session, choice):
+    with pytest.raises(handseg_core.HandsegError, match="choose all, largest, left, right"):
+        session.segment(TWO_HANDS, keep=choice)
+
+
+def test_describe_is_plain_json(session):
+    import json
+
+    described = json.loads(json.dumps(session.segment(TWO_HANDS).describe()))
+    assert described["model"] == "handseg-lite2-int8" and len(described["hands"]) == 2
+    hand = described["hands"][0]
+    assert set(hand) == {"box", "area", "score", "handedness", "landmarks"}
+    assert len(hand["landmarks"]) == 21 and hand["handedness"] in ("left", "right")
+    x0, y0, x1, y1 = hand["box"]
+    assert 0 <= x0 < x1 <= described["width"] and 0 <= y0 < y1 <= described["height"]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,6 +73,7 @@ def test_widget_defaults_are_a_valid_refinement():
     values = widget_defaults(HandsegHandMask)
     values.pop("flip_tta")
     assert values.pop("max_size") == 0  # 0: the model's own input size
+    assert values.pop("hands") == "all"
     assert Refinement(**values) == Refinement()
 
 
@@ -246,3 +248,25 @@ def test_refine_mask_dilate_erode_feather(shape):
     assert plain.sum() == batch * 17 * 23
     assert grown.sum() > plain.sum() > shrunk.sum() > 0
     assert ((soft > 0) & (soft < 1)).any() and set(np.unique(plain.numpy())) == {0.0, 1.0}
+
+
+TWO_HANDS = Path(__file__).parents[2] / "data" / "hands" / "utk_4_1_1_20170109194538070.jpg"
+
+
+@pytest.mark.parametrize("node", [HandsegHandMask, HandsegRemoveBackground])
+def test_hands_choice_reaches_the_engine(node):
+    session = handseg_core.load_model(device="cpu")
+    rgb = np.asarray(Image.open(TWO_HANDS).convert("RGB"))
+    images = torch.from_numpy(rgb[None].astype(np.float32) / 255)
+    values = widget_defaults(node)
+    assert values["hands"] == "all"
+
+    def mask_of(hands: str) -> np.ndarray:
+        outputs = getattr(node(), node.FUNCTION)(session, images, **{**values, "hands": hands})
+        return (outputs[0] if node is HandsegHandMask else outputs[1])[0].numpy()
+
+    every, left = mask_of("all"), mask_of("left")
+    refinement = Refinement(threshold=values["threshold"], feather=values["feather"])
+    expected = session.segment(rgb, refinement, keep="left").alpha / 255.0
+    np.testing.assert_allclose(left, expected, atol=1e-6)
+    assert 0 < (left > 0.5).sum() < (every > 0.5).sum()

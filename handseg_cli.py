@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import sys
-import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -464,25 +463,11 @@ def encode_png(image: Image.Image, stream: BinaryIO) -> None:
 
 
 def write_png(image: Image.Image, target: Path) -> None:
+    """Write `image` to `target` atomically (handseg_core.atomic): the old file or the complete
+    new one, the temporary file removed on any failure (Ctrl-C included)."""
+    from handseg_core.atomic import write_atomically
+
     write_atomically(target, lambda stream: encode_png(image, stream))
-
-
-def write_atomically(target: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write `target` atomically: a temporary file in the same folder, then a rename.
-
-    The temporary file is removed on any failure (Ctrl-C included); `target` is either the old
-    file or the complete new one.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "xb") as stream:
-            write(stream)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 def sidecar_path(target: Path) -> Path:
@@ -492,10 +477,12 @@ def sidecar_path(target: Path) -> Path:
 def save_result(render: Renderer, job: Job, decoded: Decoded, result: SegmentationResult, sidecar: bool) -> None:
     """Render and write one result (its JSON sidecar first, so that a PNG on disk has its JSON);
     a refusing folder stops the batch."""
+    from handseg_core import atomic
+
     try:
         if sidecar:
             text = json.dumps({"source": str(job.source), **result.describe()})
-            write_atomically(sidecar_path(job.target), lambda stream: stream.write(text.encode() + b"\n"))
+            atomic.write_text(sidecar_path(job.target), text + "\n")
         write_png(render(decoded, result), job.target)
     except OSError as exc:
         reason = exc.strerror or first_line(exc)

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from handseg_core import HandsegError, ModelError, __version__, load_model
-from handseg_core import registry
+from handseg_core import atomic, registry
 from handseg_core.sizing import FIND_SIZE, FitRule, fit_rule
 
 REMBG_SESSION = "u2net_custom"
@@ -385,9 +385,6 @@ def export_for_rembg(model: str | None = None, rembg_home: Path | None = None) -
     spec = load_model(model, device="cpu").spec
     data = rembg_graph_bytes(registry.read_verified(spec), spec)
     home = Path(os.path.abspath(os.path.expanduser(rembg_home))) if rembg_home is not None else default_rembg_home()
-    home.mkdir(parents=True, exist_ok=True)
     path = home / f"{spec.name}-rembg.onnx"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    atomic.write_bytes(path, data)
     return path, rembg_command(path, home)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+
+from handseg_core import atomic
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,8 @@ def _save_cache(tensor: torch.Tensor, path: Path | None) -> None:
     """Write atomically: runs started side by side share one cache and may read it meanwhile."""
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(tensor, tmp)
-    os.replace(tmp, path)
+    with atomic.replacing(path) as temporary:
+        torch.save(tensor, temporary)
 
 
 def load_pairs(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from handseg_core import atomic
 from handseg_core.errors import ModelError
 from handseg_core.registry import ModelSpec, sha256_of
 from handseg_training.config import TrainConfig
@@ -164,10 +163,7 @@ def export(
 
 def write_model(data: bytes, out_path: Path) -> str:
     """Write an ONNX file (through a temporary name) and its `.sha256` sidecar; returns the digest."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(out_path)
+    atomic.write_bytes(out_path, data)
     digest = sha256_of(data)
     out_path.with_name(out_path.name + ".sha256").write_text(f"{digest}  {out_path.name}\n")
     return digest
@@ -196,10 +192,10 @@ def register(spec: ModelSpec, folder: Path, default: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / spec.file
     if spec.path.resolve() != target.resolve():
-        _copy_atomically(spec.path, target)
+        atomic.copy_file(spec.path, target)
         sidecar = spec.path.with_name(spec.path.name + ".sha256")
         if sidecar.exists():
-            _copy_atomically(sidecar, target.with_name(target.name + ".sha256"))
+            atomic.copy_file(sidecar, target.with_name(target.name + ".sha256"))
     index = folder / "index.json"
     entries = _index_entries(index)
     entry = index_entry(replace(spec, folder=str(folder)), default)
@@ -212,7 +208,7 @@ def register(spec: ModelSpec, folder: Path, default: bool = False) -> Path:
         entries = [other for i, other in enumerate(entries) if i not in same[1:]]
     else:
         entries.append(entry)
-    _write_text_atomically(index, json.dumps({"models": entries}, indent=2) + "\n")
+    atomic.write_text(index, json.dumps({"models": entries}, indent=2) + "\n")
     return index
 
 
@@ -225,22 +221,3 @@ def _index_entries(index: Path) -> list[dict]:
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{index}: not a valid model index ({exc}); fix it or move it away") from None
 
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from handseg_core import atomic
 from handseg_core.metrics import MaskStats
 from handseg_core.preprocess import default_long_side, prepare, restore
 from handseg_training import data as D
@@ -210,9 +211,8 @@ def save_checkpoint(model: torch.nn.Module, cfg: TrainConfig, path: Path, extra:
     written = []
     for index, part in enumerate(parts):
         target = part_path(path, index)
-        tmp = target.with_suffix(".tmp")
-        save_file(part, str(tmp), metadata=metadata if index == 0 else {"part": str(index + 1)})
-        tmp.replace(target)
+        with atomic.replacing(target) as temporary:
+            save_file(part, str(temporary), metadata=metadata if index == 0 else {"part": str(index + 1)})
         written.append(target)
     stale = len(parts)
     while part_path(path, stale).exists():  # parts of an earlier, larger save

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import sys
+import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -64,11 +65,24 @@ class Group(click.Group):
     """Ctrl-C anywhere ends with one line and exit code 130 (click's default would be 1)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            raise Interrupted() from None
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            try:
+                return super().invoke(ctx)
+            except KeyboardInterrupt:
+                click.echo("interrupted", err=True)
+                raise Interrupted() from None
+
+
+_show_warning = warnings.showwarning
+
+
+def show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """handseg's own warnings (a model without a checksum) as one line on stderr; others as Python shows them."""
+    if category.__module__.startswith("handseg"):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        _show_warning(message, category, *args, **kwargs)
 
 
 class OutputFailed(Exception):

@@ -22,3 +22,10 @@ class ModelError(HandsegError):
 
 class ChecksumError(ModelError):
     """A model file does not match the checksum recorded for it; it is refused."""
+
+
+class OptionError(HandsegError, ValueError):
+    """An option is out of its range or of the wrong type; the message says what is allowed.
+
+    Also a ValueError, so that code catching the errors of Python's own checks catches it too.
+    """

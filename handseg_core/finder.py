@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from handseg_core import registry
-from handseg_core.errors import ModelError
+from handseg_core.errors import ModelError, OptionError
 
 PALM_SIZE = 192
 LANDMARK_SIZE = 224
@@ -97,12 +97,13 @@ class FinderOptions:
 
     def __post_init__(self):
         for name in ("min_palm_score", "min_presence"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be within 0..1, got {getattr(self, name)}")
-        if self.max_hands < 1:
-            raise ValueError(f"max_hands must be at least 1, got {self.max_hands}")
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.number)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+                raise OptionError(f"{name} must be a number within 0..1, got {value!r}")
+        if not isinstance(self.max_hands, (int, np.integer)) or isinstance(self.max_hands, bool) or self.max_hands < 1:
+            raise OptionError(f"max_hands must be a whole number of at least 1, got {self.max_hands!r}")
         if not self.variants:
-            raise ValueError("variants must name at least one variant, e.g. ((0.0, False),)")
+            raise OptionError("variants must name at least one variant, e.g. ((0.0, False),)")
 
 
 def _anchors() -> np.ndarray:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, Union
 
-from handseg_core.errors import HandsegError
+from handseg_core.errors import HandsegError, OptionError
 
 DEVICES = ("auto", "cpu", "cuda")
 Device = Literal["auto", "cpu", "cuda"]
@@ -81,12 +81,24 @@ class Option:
         return f"{self.low:g}..{self.high:g}" + (f" (not {self.high:g} itself)" if self.high_open else "")
 
     def check(self, value: Any) -> None:
-        """Raises ValueError, saying what is allowed, when `value` is out of range."""
-        if value is None or self.low is None or isinstance(value, bool):
+        """Raises OptionError (a ValueError), saying what is allowed, when `value` is not a
+        number or out of range."""
+        if self.low is None or (value is None and self.default is None):
             return
-        if not (self.low <= value <= self.high) or (self.high_open and value >= self.high):
+        if (not _is_number(value) or not self.low <= value <= self.high
+                or (self.high_open and value >= self.high)):
             unit = f" is {self.unit} and" if self.unit else ""
-            raise ValueError(f"{self.name}{unit} must be within {self.range_text()}, got {value}")
+            raise OptionError(f"{self.name}{unit} must be a number within {self.range_text()}, got {value!r}")
+
+
+def _is_number(value: Any, whole: bool = False) -> bool:
+    """An int or (unless `whole`) a float, numpy's scalars too (numpy is not imported); not a bool."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int) or (not whole and isinstance(value, float)):
+        return True
+    kinds = "iu" if whole else "iuf"
+    return type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0 and value.dtype.kind in kinds
 
 
 _SHORT_SIDE = "as a fraction of the image's short side (0.01 = 1%)"
@@ -135,7 +147,7 @@ class Refinement:
         (`snap_to_edges`; the session does it, as it needs the photo: `refine` alone does not).
 
     Raises:
-        ValueError: a value is out of its range (the message says which range).
+        OptionError: a value is out of its range (the message says which range).
     """
 
     threshold: float = 0.5
@@ -201,6 +213,20 @@ def parse_choice(value: HandChoice) -> HandChoice:
     raise HandsegError(f"hands {value!r}: choose all, largest, left, right or a number of hands (1, 2, ...)")
 
 
+def check_input_size(value: Any, name: str = "input_size") -> None:
+    """Refuse a size the network cannot see: not a whole number from 1 to MAX_INPUT_SIZE (None,
+    the model's own, passes). The fronts offer it from MIN_INPUT_SIZE.
+
+    Raises:
+        OptionError: naming the value and the range.
+    """
+    if value is None:
+        return
+    if not _is_number(value, whole=True) or not 1 <= value <= MAX_INPUT_SIZE:
+        raise OptionError(f"{name} must be a whole number of pixels from 1 to {MAX_INPUT_SIZE} "
+                          f"(or None for the model's own), got {value!r}")
+
+
 @dataclass(frozen=True)
 class Inference:
     """How a model is loaded and run: the typed twin of `Refinement` (see INFERENCE_OPTIONS).
@@ -214,7 +240,7 @@ class Inference:
     finder: the hand finder's settings (`handseg_core.finder.FinderOptions`; None: its defaults).
 
     Raises:
-        ValueError: a value is out of its range or not one of its choices.
+        OptionError: a value is out of its range or not one of its choices.
         HandsegError: `keep` is not a hand choice.
     """
 
@@ -230,8 +256,8 @@ class Inference:
 
     def __post_init__(self):
         if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        INFERENCE["input_size"].check(self.input_size)
+            raise OptionError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        check_input_size(self.input_size)
         object.__setattr__(self, "keep", parse_choice(self.keep))
 
     def with_(self, **changes) -> "Inference":
@@ -265,10 +291,7 @@ def refinement_from(values: dict[str, Any], base: Refinement = Refinement()) -> 
     widgets, read by name. Other keys are ignored.
 
     Raises:
-        HandsegError: a value is out of its range.
+        OptionError: a value is out of its range.
     """
     changes = {name: values[name] for name in REFINEMENT if values.get(name) is not None}
-    try:
-        return replace(base, **changes)
-    except ValueError as exc:
-        raise HandsegError(str(exc)) from None
+    return replace(base, **changes)

@@ -11,6 +11,7 @@ import numpy as np
 
 from handseg_core.options import NO_REFINEMENT, Refinement  # noqa: F401  (their home is options)
 
+
 SNAP_RADIUS = 4  # pixels of the photo as decoded; measured against 2 and 8, and against one
 # network output cell (4 network pixels) as it lands on the photo: best or level on every dev set
 SNAP_SUBSAMPLE = 2  # the filter's coefficients are fitted at half size: the same IoU (within

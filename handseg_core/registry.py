@@ -6,6 +6,10 @@ system's path separator); each may hold its own `index.json` and ONNX files expo
 `handseg export`, which carry their settings in the ONNX metadata and their checksum in a
 `<file>.sha256` sidecar. HANDSEG_DEFAULT_MODEL names the model used when none is given (the
 CLI, the API and the plug-ins all ask `default_model_name`).
+
+Only models with a recorded checksum (in an index or a sidecar) are listed, so a file dropped
+into a models folder is never offered by name; one without a checksum loads only when named by
+its path, with an `UnverifiedModelWarning` that says how to record one.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +36,12 @@ LANDMARK_MODEL = "mediapipe-hand-landmark-full"
 FINDER_KINDS = ("palm_detector", "hand_landmarks")
 HANDS_KIND = "hand_crop_segmenter"  # a per-hand network (handseg_core.hands), named by a segmenter's hands_model
 KINDS = (SEGMENTER, *FINDER_KINDS, HANDS_KIND)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class UnverifiedModelWarning(UserWarning):
+    """A model with no recorded checksum is loaded (named by its path): nothing can tell whether
+    the file was damaged or replaced."""
 
 
 @dataclass(frozen=True)
@@ -126,13 +138,22 @@ def available_models(kinds: tuple[str, ...] = (SEGMENTER,)) -> dict[str, ModelSp
             continue
         listed = read_index(folder)
         for spec in listed:
-            if spec.kind in kinds:
+            if spec.kind in kinds and has_checksum(spec):
                 models.setdefault(spec.name, spec)
         indexed_files = {s.file for s in listed}
         for onnx_file in sorted(folder.glob("*.onnx")) if SEGMENTER in kinds else []:
-            if onnx_file.name not in indexed_files and onnx_file.stem not in models:
-                models[onnx_file.stem] = ModelSpec(name=onnx_file.stem, file=onnx_file.name, folder=str(folder))
+            spec = ModelSpec(name=onnx_file.stem, file=onnx_file.name, folder=str(folder))
+            if onnx_file.name not in indexed_files and onnx_file.stem not in models and has_checksum(spec):
+                models[onnx_file.stem] = spec
     return models
+
+
+def has_checksum(spec: ModelSpec) -> bool:
+    """Whether a well-formed checksum is recorded for the model (its index entry or sidecar)."""
+    try:
+        return bool(expected_checksum(spec))
+    except ModelError:
+        return False
 
 
 def default_model_name() -> str:
@@ -195,8 +216,34 @@ def find(name_or_path: str | os.PathLike | None) -> ModelSpec:
             if spec.path.is_file() and spec.path.resolve() == path.resolve():
                 return spec
         return ModelSpec(name=path.stem, file=path.name, folder=str(path.parent.resolve()))
+    for folder in model_folders():
+        unlisted = folder / f"{text}.onnx"
+        if "/" not in text and os.sep not in text and unlisted.is_file():
+            raise ModelError(f"model {text!r} is not offered by name: {unlisted} has no recorded checksum; record one "
+                             f"with `handseg export` (it writes {sidecar_of(unlisted).name}), or give its path to "
+                             "load it unverified")
     names = ", ".join(models) or "none"
     raise ModelError(f"unknown model {text!r}; available: {names} (or give the path of an .onnx file)")
+
+
+def find_listed(name: str) -> ModelSpec:
+    """A segmenter by its registry name only, never a path: for model values that come from
+    outside (a workflow, a menu, a web request), so that nothing but a listed model is opened.
+
+    Raises:
+        ModelError: `name` is not a listed model's name.
+    """
+    models = available_models()
+    if not isinstance(name, str) or name not in models:
+        raise ModelError(f"model {name!r} refused: not one of the installed models ({', '.join(models) or 'none'})")
+    return models[name]
+
+
+def is_inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether `path`, with every symlink and '..' resolved, lies inside `folder` (also resolved).
+    Nothing is opened: only the names are followed."""
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([real, root]) == root and real != root
 
 
 def find_kind(name: str, *kinds: str) -> ModelSpec:
@@ -222,18 +269,43 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sidecar_of(path: Path) -> Path:
+    """Where a model's checksum is recorded beside it (`handseg export` writes it)."""
+    return path.with_name(path.name + ".sha256")
+
+
 def expected_checksum(spec: ModelSpec) -> str:
-    """The recorded checksum: from the index, else from a `<file>.sha256` sidecar, else ''."""
+    """The recorded checksum: from the index, else from a `<file>.sha256` sidecar, else ''.
+
+    Raises:
+        ChecksumError: the recorded value is not a sha256 (a damaged index entry or sidecar).
+    """
     if spec.sha256:
-        return spec.sha256.lower()
-    sidecar = spec.path.with_name(spec.path.name + ".sha256")
-    if sidecar.exists():
-        return sidecar.read_text().split()[0].lower()
-    return ""
+        recorded, where = spec.sha256, "its index entry"
+    else:
+        sidecar = sidecar_of(spec.path)
+        if not sidecar.is_file():
+            return ""
+        try:
+            recorded, where = (sidecar.read_text(errors="replace").split() or [""])[0], str(sidecar)
+        except OSError as exc:
+            raise ChecksumError(f"{sidecar}: cannot be read ({exc.strerror or exc}); refusing the model") from None
+    recorded = recorded.lower()
+    if not _SHA256.match(recorded):
+        raise ChecksumError(f"{spec.path}: the checksum in {where} is not a sha256; refusing to load the model "
+                            "(export it again with `handseg export`)")
+    return recorded
+
+
+def unverified_message(path: Path) -> str:
+    return (f"{path}: no checksum is recorded for this model, so damage or tampering cannot be detected; "
+            f"record one with `handseg export` (it writes {sidecar_of(path).name}) "
+            f"or `sha256sum {path.name} > {sidecar_of(path).name}` in its folder")
 
 
 def read_verified(spec: ModelSpec) -> bytes:
-    """The model file's bytes, after checking them against the recorded checksum.
+    """The model file's bytes, after checking them against the recorded checksum (a model
+    without one, which only `find` by path gives, is read with an `UnverifiedModelWarning`).
 
     Raises:
         ModelError: the file is missing.
@@ -244,7 +316,9 @@ def read_verified(spec: ModelSpec) -> bytes:
     except FileNotFoundError:
         raise ModelError(f"{spec.path}: model file missing; reinstall handseg or export the model again") from None
     expected = expected_checksum(spec)
-    if expected and sha256_of(data) != expected:
+    if not expected:
+        warnings.warn(unverified_message(spec.path), UnverifiedModelWarning, stacklevel=3)
+    elif sha256_of(data) != expected:
         raise ChecksumError(
             f"{spec.path}: checksum mismatch (expected sha256 {expected[:12]}..., got {sha256_of(data)[:12]}...); "
             "the file is damaged or was replaced; refusing to load it"

@@ -10,11 +10,11 @@ import numpy as np
 
 from handseg_core import hands as per_hand
 from handseg_core import registry
-from handseg_core.errors import ModelError
+from handseg_core.errors import ModelError, OptionError
 from handseg_core.finder import FinderOptions, load_finder
 from handseg_core.hands import Hand
 from handseg_core.images import ImageInput, load_rgb_reduced
-from handseg_core.options import DEVICES, Device, Refinement
+from handseg_core.options import DEVICES, MAX_INPUT_SIZE, Device, Refinement, check_input_size  # noqa: F401
 from handseg_core.postprocess import refine, snap_to_edges
 from handseg_core.preprocess import prepare, resize_long_side, resized_size, restore
 from handseg_core.registry import ModelSpec
@@ -155,6 +155,7 @@ class HandSegmenter:
         below the model's `min_input_size` (see `inference_size`); with `adapt_size`, smaller
         where the hands are large (see `segment`).
         """
+        check_input_size(input_size)
         size = inference_size(self.spec, rgb.shape[:2], input_size)
         return self._probability(rgb, self._network_view(rgb, size, adapt_size), flip_tta, rgb.shape[:2])
 
@@ -162,6 +163,7 @@ class HandSegmenter:
         """`size`, or where the largest hand in `rgb` would span more than the model's
         `hand_limit` network pixels at it, the smaller long side at which it spans its
         `hand_extent` (from one pass at FIND_SIZE). Never below the model's `min_input_size`."""
+        check_input_size(size, "size")
         return self._fitted_size(resize_long_side(rgb, size), size)
 
     def _fitted_size(self, view: np.ndarray, size: int) -> int:
@@ -257,8 +259,15 @@ class HandSegmenter:
 
         Raises:
             ImageError: the image cannot be read.
+            OptionError: an option out of its range (input_size not a whole number from 1 to
+                MAX_INPUT_SIZE, refinement or finder not of their types).
             ModelError: the session was closed.
         """
+        check_input_size(input_size)
+        if refinement is not None and not isinstance(refinement, Refinement):
+            raise OptionError(f"refinement must be a handseg_core.Refinement, got {type(refinement).__name__}")
+        if finder is not None and not isinstance(finder, FinderOptions):
+            raise OptionError(f"finder must be a handseg_core.finder.FinderOptions, got {type(finder).__name__}")
         refinement = refinement or Refinement()
         per_hand.parse_choice(keep)  # a wrong choice fails before the work
         return self._segment(image, refinement, input_size, flip_tta, adapt_size, find_hands, finder).keep(keep)

@@ -24,9 +24,16 @@ from handseg_core import Refinement, load_model
 from handseg_core.metrics import MaskStats
 from handseg_training import data as D
 
-SETS = ["egohands_cross14", "egohands_400", "hands11k_holdout", "massey_asl", "sign_digits"]
-SOURCE = {"hands11k_holdout": "hands11k_subset"}  # a set drawn from another's folder
+# Real photos first: real hands over real faces, then EgoHands frames of unseen videos, ...
+SETS = ["faces_utk_hands", "faces_utk_free", "egohands_cross14", "egohands_400", "hands11k_holdout", "massey_asl",
+        "sign_digits"]
+SOURCE = {"hands11k_holdout": "hands11k_subset", "faces_utk_free": "faces_utk"}  # sets drawn from another's folder
 FOUND_IOU = 0.3  # a photo's hand counts as found where the mask reaches this IoU with the truth
+# A hand-free photo has a false hand where the mask covers more than this fraction of it.
+FALSE_AREA = 0.001
+# faces_utk_free: the face crops no training recipe sees (crops.py and the configs exclude them),
+# less those that show a hand (faces_utk/hands.txt)
+FREE_FACES = "*0.jpg"
 
 
 def sets_under(root: Path) -> list[str]:
@@ -47,6 +54,13 @@ def set_folder(name: str, root: Path) -> Path:
 
 
 def pairs_of(name: str, root: Path, holdout_fraction: float = 0.2, seed: int = 0):
+    """[(image, mask or None for a hand-free photo)] and the photos' groups (or None)."""
+    if name == "faces_utk_free":
+        folder = set_folder(SOURCE[name], root)
+        listed = folder / "hands.txt"
+        with_hands = set(listed.read_text().split()) if listed.is_file() else set()
+        images = sorted(p for p in (folder / "images").glob(FREE_FACES) if p.stem not in with_hands)
+        return [(image, None) for image in images], None
     if name == "hands11k_holdout":
         folder = set_folder(SOURCE[name], root)
         info = D.hands11k_subjects(folder)
@@ -60,12 +74,15 @@ def spread(pairs: list, limit: int | None) -> list:
     return pairs[:: len(pairs) // limit][:limit] if limit and len(pairs) > limit else pairs
 
 
-def enlarged(image_path: Path, mask_path: Path, zoom: float) -> tuple[np.ndarray, np.ndarray]:
+def enlarged(image_path: Path, mask_path: Path | None, zoom: float) -> tuple[np.ndarray, np.ndarray | None]:
     """(RGB, truth) enlarged `zoom` times (bicubic; the truth nearest): a stand-in for the same
-    photo taken at a higher resolution, as phones take them."""
-    rgb, truth = D.read_rgb(image_path), D.read_mask(mask_path) >= 128
+    photo taken at a higher resolution, as phones take them. No mask: the truth is None."""
+    rgb = D.read_rgb(image_path)
     size = (round(rgb.shape[1] * zoom), round(rgb.shape[0] * zoom))
     big = cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
+    if mask_path is None:
+        return big, None
+    truth = D.read_mask(mask_path) >= 128
     return big, cv2.resize(truth.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
 
 
@@ -110,24 +127,29 @@ def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, re
         pairs, groups = pairs_of(name, root)
         pairs = spread(pairs, limit)
         overall, by_group, per_image = MaskStats(), {}, {}
-        empty = found = shown = 0
+        empty = found = shown = false = 0
         start = time.perf_counter()
         for image_path, mask_path in pairs:
             if zoom == 1.0:
-                image, truth = image_path, D.read_mask(mask_path) >= 128
+                image = image_path
+                truth = D.read_mask(mask_path) >= 128 if mask_path else None
             else:
                 image, truth = enlarged(image_path, mask_path, zoom)
             predicted = segment(image)
+            if truth is None:  # a hand-free photo
+                truth = np.zeros(predicted.shape, bool)
             per_image[image_path.stem] = overall.add(predicted, truth)
             if truth.any():  # a photo that shows a hand: is it found at all?
                 shown += 1
                 empty += not predicted.any()
                 found += per_image[image_path.stem] >= FOUND_IOU
+            else:
+                false += predicted.mean() > FALSE_AREA
             if groups is not None:
                 by_group.setdefault(groups.get(image_path.stem, "unknown"), MaskStats()).add(predicted, truth)
         result = overall.summary()
         result["seconds"] = round(time.perf_counter() - start, 1)
-        result.update(with_hand=shown, found=found, empty=empty)
+        result.update(with_hand=shown, found=found, empty=empty, hand_free=len(pairs) - shown, false=false)
         if by_group:
             result["groups"] = {k: v.summary() for k, v in sorted(by_group.items())}
         result["per_image"] = per_image  # for paired comparisons (python -m handseg_training.paired)
@@ -156,8 +178,9 @@ def main() -> None:
                       find_hands=not args.whole_image)
     for name, r in results.items():
         groups = "  ".join(f"{g} {v['iou']:.3f} ({v['images']})" for g, v in r.get("groups", {}).items())
+        false = f"  false hands {r['false']}/{r['hand_free']}" if r["hand_free"] else ""
         print(f"{name:18s} IoU {r['iou']:.4f}  images {r['images']:5d}  found {r['found']}/{r['with_hand']} "
-              f"(empty {r['empty']})  {r['seconds']:6.1f} s  {groups}")
+              f"(empty {r['empty']}){false}  {r['seconds']:6.1f} s  {groups}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -5,7 +5,10 @@ ComfyUI registers under the name "handseg" (by default `ComfyUI/models/handseg/`
 added in extra_model_paths.yaml). Outside ComfyUI only the registry is offered.
 
 A workflow can carry any string, so a value is only accepted when it is one of these choices:
-never an absolute path, never a path that leaves the models folder.
+never an absolute path, never a path that leaves the models folder. The listing itself does not
+follow symlinks out of the folders (a linked file or folder that resolves elsewhere is left out)
+and offers only files whose checksum is recorded beside them (`<file>.sha256`, as `handseg
+export` writes it, itself inside the folder), so no file outside the folders is ever opened.
 """
 
 from __future__ import annotations
@@ -56,17 +59,29 @@ def model_folders() -> list[Path]:
 
 
 def model_files() -> dict[str, Path]:
-    """Relative POSIX path -> file, for every .onnx file in the registered folders (first wins)."""
+    """Relative POSIX path -> file, for every verified .onnx file in the registered folders
+    (first wins): inside its folder with symlinks resolved, its checksum recorded beside it."""
     found: dict[str, Path] = {}
     for folder in model_folders():
         if not folder.is_dir():
             continue
-        for directory, _subdirs, files in os.walk(folder, followlinks=True):
+        for directory, subdirs, files in os.walk(folder):
+            subdirs[:] = [d for d in subdirs if registry.is_inside(Path(directory) / d, folder)]
             for name in sorted(files):
-                if name.lower().endswith(EXTENSION):
-                    path = Path(directory) / name
+                path = Path(directory) / name
+                if name.lower().endswith(EXTENSION) and is_offered(path, folder):
                     found.setdefault(path.relative_to(folder).as_posix(), path)
     return dict(sorted(found.items()))
+
+
+def is_offered(path: Path, folder: Path) -> bool:
+    """Whether the dropdown may offer `path`: it and its checksum file resolve inside `folder`,
+    and the checksum is well formed."""
+    sidecar = registry.sidecar_of(path)
+    if not (registry.is_inside(path, folder) and registry.is_inside(sidecar, folder)):
+        return False
+    return path.is_file() and registry.has_checksum(registry.ModelSpec(name=path.stem, file=path.name,
+                                                                       folder=str(path.parent)))
 
 
 def model_choices() -> list[str]:
@@ -87,6 +102,8 @@ def resolve_model(choice: str) -> str:
     Raises:
         ModelError: `choice` is neither; absolute paths and paths with '..' are always refused.
     """
+    if not isinstance(choice, str):
+        raise ModelError(f"model {choice!r} refused: choose a model name from the list")
     if choice in registry.available_models():
         return choice
     if _is_path_escape(choice):
@@ -96,7 +113,10 @@ def resolve_model(choice: str) -> str:
         )
     files = model_files()
     if choice in files:
-        return str(files[choice])
+        path = files[choice]
+        if not any(registry.is_inside(path, folder) for folder in model_folders()):  # changed since listed
+            raise ModelError(f"model {choice!r} refused: it no longer lies inside ComfyUI's models/{FOLDER_NAME} folder")
+        return os.path.realpath(path)
     available = ", ".join(model_choices()) or "none"
     raise ModelError(
         f"unknown model {choice!r}; available: {available} "

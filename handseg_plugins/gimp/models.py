@@ -1,14 +1,15 @@
 """The models the plug-in's Model argument offers: handseg's registry, read when GIMP queries the plug-in.
 
 GIMP keeps the menu it got at the last query; it asks again when the plug-in file changes, which
-`handseg install gimp` does.
+`handseg install gimp` does. The registry lists only models whose checksum is recorded, and a
+value the menu does not offer (a path from a PDB call) is refused before anything is opened.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from handseg_core import HandsegError
+from handseg_core import HandsegError, ModelError
 from handseg_core import registry
 
 DEFAULT_CHOICE = "default"
@@ -39,5 +40,18 @@ def model_menu() -> tuple[list[ModelChoice], str]:
 
 
 def model_to_load(choice: str) -> str | None:
-    """The name to give `handseg_core.load_model` for a menu value (None: the default model)."""
-    return None if choice in ("", DEFAULT_CHOICE) else choice
+    """The name to give `handseg_core.load_model` for a menu value (None: the default model).
+
+    A PDB call or a saved setting can pass any string; only the names the menu offers are
+    taken, never a path, so no file outside the model folders is opened.
+
+    Raises:
+        ModelError: `choice` is not one of the menu's names.
+    """
+    if choice in ("", DEFAULT_CHOICE):
+        return None
+    entries, _ = model_menu()
+    offered = [entry.name for entry in entries if entry.name != DEFAULT_CHOICE]
+    if not isinstance(choice, str) or choice not in offered:
+        raise ModelError(f"model {choice!r} refused: choose one the Model menu offers ({', '.join(offered) or 'none'})")
+    return registry.find_listed(choice).name

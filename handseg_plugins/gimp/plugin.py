@@ -198,8 +198,11 @@ def run(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, dr
     if run_mode == Gimp.RunMode.INTERACTIVE and not _ask(procedure, config):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     command = COMMANDS[procedure.get_name()]
-    options = Options(model_to_load(config.get_property("model")), config.get_property("threshold"),
-                      config.get_property("max-size") or None, config.get_property("hands"))
+    try:
+        options = Options(model_to_load(config.get_property("model")), config.get_property("threshold"),
+                          config.get_property("max-size") or None, config.get_property("hands"))
+    except handseg_core.HandsegError as exc:
+        return _failure(procedure, " ".join(str(exc).split()))
     Gegl.init(None)
     Gimp.progress_init(command.label.replace("_", ""))
     image.undo_group_start()

@@ -19,8 +19,9 @@ SLIDERS = ("dilate", "erode", "feather", "min_area", "fill_holes")
 
 @st.cache_resource(show_spinner="Loading the model...")
 def get_model(name: str) -> HandSegmenter:
-    """The model, loaded once per server and shared by every visitor."""
-    return handseg_core.load_model(name)
+    """The model, loaded once per server and shared by every visitor; only a listed model's
+    name is taken (a visitor's value is never a path)."""
+    return handseg_core.load_model(registry.find_listed(name).name)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

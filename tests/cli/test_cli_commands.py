@@ -58,6 +58,10 @@ def test_version_from_the_installed_script():
         (["mask", "a.jpg", "-o", "out", "--threshold", "2"], "--threshold"),
         (["mask", "a.jpg", "-o", "out", "--device", "gpu"], "--device"),
         (["mask", "a.jpg", "-o", "out", "--size", "5000"], "5000 is not in the range 16<=x<=2048"),
+        (["mask", "a.jpg", "-o", "out", "--size", "-1"], "-1 is not in the range 16<=x<=2048"),
+        (["mask", "a.jpg", "-o", "out", "--size", "0"], "0 is not in the range 16<=x<=2048"),
+        (["cutout", "a.jpg", "-o", "out", "--threshold", "-0.1"], "--threshold"),
+        (["mask", "a.jpg", "-o", "out", "--feather", "-0.5"], "--feather"),
         (["mask", "a.jpg", "-o", "out", "--dilate", "5"], "--dilate"),
         (["mask", "a.jpg", "-o", "out", "--no-refine", "--dilate", "0.1"], "drop it or drop --dilate"),
         (["cutout", "a.jpg", "-o", "out", "--background", "not-a-colour"], "neither a colour"),
@@ -105,6 +109,7 @@ def test_models_shows_extra_folders_and_their_metrics(handseg, red_model, tmp_pa
     folder = tmp_path / "more"
     folder.mkdir()
     shutil.copy(red_model, folder / "red.onnx")
+    shutil.copy(registry.sidecar_of(red_model), registry.sidecar_of(folder / "red.onnx"))
     entry = {"name": "red", "file": "red.onnx", "encoder": "none", "input_size": 128,
              "metrics": {"egohands": {"iou": 0.81234}, "asl": 0.9}}
     (folder / "index.json").write_text(json.dumps({"models": [entry]}))
@@ -121,6 +126,36 @@ def test_models_shows_extra_folders_and_their_metrics(handseg, red_model, tmp_pa
     assert rows["handseg-lite2"]["default"] is False and rows["handseg-lite0"]["default"] is False
     assert rows["red"]["default"] is False and rows["red"]["path"] == str(folder / "red.onnx")
     assert rows["red"]["size_bytes"] == red_model.stat().st_size and rows["red"]["metrics"]["asl"] == 0.9
+
+
+def test_models_lists_only_models_with_a_checksum(handseg, red_model, tmp_path, monkeypatch):
+    folder = tmp_path / "more"
+    folder.mkdir()
+    shutil.copy(red_model, folder / "verified.onnx")
+    shutil.copy(registry.sidecar_of(red_model), registry.sidecar_of(folder / "verified.onnx"))
+    shutil.copy(red_model, folder / "dropped-in.onnx")
+    monkeypatch.setenv("HANDSEG_MODELS", str(folder))
+
+    rows = {r["name"] for r in json.loads(handseg("models", "--json").stdout)}
+    by_name = handseg("mask", tmp_path / "none.jpg", "-o", tmp_path / "out", "-m", "dropped-in")
+
+    assert "verified" in rows and "dropped-in" not in rows
+    assert by_name.exit_code == 2 and "no recorded checksum" in by_name.stderr
+
+
+def test_a_model_path_without_checksum_runs_with_one_warning_line(handseg, photos, red_model, tmp_path):
+    copy = tmp_path / "elsewhere" / "copy.onnx"
+    copy.parent.mkdir()
+    shutil.copy(red_model, copy)
+
+    run = handseg("mask", photos, "-o", tmp_path / "out", "-m", copy)
+
+    assert run.exit_code == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == [f"warning: {copy}: no checksum is recorded for this model, so damage or tampering cannot be "
+                        "detected; record one with `handseg export` (it writes copy.onnx.sha256) or "
+                        "`sha256sum copy.onnx > copy.onnx.sha256` in its folder"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]
 
 
 def fake_plugin(monkeypatch, name: str, **functions) -> list:

@@ -118,12 +118,41 @@ def test_sidecar_checksum(tmp_path):
     assert read_verified(spec) == path.read_bytes()
 
 
-def test_no_checksum_means_no_check(tmp_path):
+def test_no_checksum_loads_by_path_with_a_one_line_warning(tmp_path):
     path = write_red_model(tmp_path, "unverified", sidecar=False)
     spec = find(path)
     assert expected_checksum(spec) == ""
     flip_one_byte(path)
-    assert read_verified(spec) == path.read_bytes()
+    with pytest.warns(registry.UnverifiedModelWarning) as caught:
+        assert read_verified(spec) == path.read_bytes()
+    message = str(caught[0].message)
+    assert "\n" not in message and str(path) in message and "no checksum" in message
+    assert "handseg export" in message and "unverified.onnx.sha256" in message
+
+
+def test_a_model_without_checksum_is_not_listed_nor_found_by_name(tmp_path, monkeypatch):
+    write_red_model(tmp_path, "dropped-in", sidecar=False)
+    write_red_model(tmp_path, "exported")
+    entry = {"name": "indexed-unverified", "file": "dropped-in.onnx"}  # an index entry without sha256
+    (tmp_path / "index.json").write_text(json.dumps({"models": [entry]}))
+    monkeypatch.setenv("HANDSEG_MODELS", str(tmp_path))
+    models = available_models()
+    assert "exported" in models
+    assert "dropped-in" not in models and "indexed-unverified" not in models
+    with pytest.raises(ModelError, match="no recorded checksum") as caught:
+        find("dropped-in")
+    assert "handseg export" in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.warns(registry.UnverifiedModelWarning):  # named by its path, it loads
+        assert handseg_core.load_model(tmp_path / "dropped-in.onnx").spec.name == "dropped-in"
+
+
+def test_a_damaged_sidecar_is_refused_and_not_listed(tmp_path, monkeypatch):
+    path = write_red_model(tmp_path, "garbled")
+    registry.sidecar_of(path).write_text("not-a-checksum  garbled.onnx\n")
+    monkeypatch.setenv("HANDSEG_MODELS", str(tmp_path))
+    assert "garbled" not in available_models()
+    with pytest.raises(ChecksumError, match="not a sha256"):
+        handseg_core.load_model(path)
 
 
 def test_a_modified_byte_is_refused(tmp_path):
@@ -162,7 +191,8 @@ def test_a_file_damaged_after_loading_is_refused_on_the_next_load(tmp_path):
 
 
 def test_missing_model_file(tmp_path, monkeypatch):
-    (tmp_path / "index.json").write_text(json.dumps({"models": [{"name": "gone", "file": "gone.onnx"}]}))
+    entry = {"name": "gone", "file": "gone.onnx", "sha256": "ab" * 32}
+    (tmp_path / "index.json").write_text(json.dumps({"models": [entry]}))
     monkeypatch.setenv("HANDSEG_MODELS", str(tmp_path))
     with pytest.raises(ModelError, match="missing"):
         read_verified(find("gone"))
@@ -188,7 +218,8 @@ def test_copied_model_without_sidecar_loads_by_path(tmp_path):
     target = tmp_path / "dst" / "copied.onnx"
     target.parent.mkdir()
     shutil.copy(source, target)
-    assert handseg_core.load_model(target).spec.name == "copied"
+    with pytest.warns(registry.UnverifiedModelWarning):
+        assert handseg_core.load_model(target).spec.name == "copied"
 
 
 def test_env_default_model_is_used_when_no_model_is_named(tmp_path, monkeypatch):
@@ -208,3 +239,24 @@ def test_env_default_model_must_be_known(monkeypatch):
         find(None)
     text = str(caught.value)
     assert "HANDSEG_DEFAULT_MODEL" in text and "typo-model" in text and PACKAGED in text and "\n" not in text
+
+
+def test_find_listed_takes_names_only(tmp_path, monkeypatch):
+    path = write_red_model(tmp_path / "models", "listed")
+    monkeypatch.setenv("HANDSEG_MODELS", str(path.parent))
+    assert registry.find_listed("listed").path == path
+    for value in (str(path), "listed.onnx", "../models/listed.onnx", "/etc/passwd", None):
+        with pytest.raises(ModelError, match="refused"):
+            registry.find_listed(value)
+
+
+def test_is_inside_resolves_symlinks_and_dots(tmp_path):
+    folder = tmp_path / "models"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "out").symlink_to(tmp_path, target_is_directory=True)
+    (folder / "passwd.onnx").symlink_to("/etc/passwd")
+    assert registry.is_inside(folder / "sub" / "a.onnx", folder)
+    assert not registry.is_inside(folder / ".." / "a.onnx", folder)
+    assert not registry.is_inside(folder / "out" / "a.onnx", folder)
+    assert not registry.is_inside(folder / "passwd.onnx", folder)
+    assert not registry.is_inside(folder, folder)

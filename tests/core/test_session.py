@@ -8,7 +8,8 @@ from PIL import Image
 
 import handseg_core
 from corpus import expected_size
-from handseg_core import HandSegmenter, ImageError, ModelError, Refinement, SegmentationResult, load_model
+from handseg_core import HandSegmenter, HandsegError, ImageError, ModelError, Refinement, SegmentationResult, load_model
+from handseg_core.errors import OptionError
 from handseg_core.metrics import hand_iou
 from tiny_model import HAND_RGB, expected_probability, hand_picture, write_red_model
 
@@ -472,3 +473,36 @@ def test_large_jpeg_is_segmented_from_a_reduced_decode_at_full_size(tmp_path, re
     check_contract(from_file, 2048, 1536)
     assert hand_iou(from_file.mask > 0, truth) > 0.9
     assert hand_iou(from_file.mask > 0, from_full_decode.mask > 0) > 0.98
+
+
+# Options out of range: one clear line, before any work
+
+
+@pytest.mark.parametrize("value", [-1, 0, 2049, 1.5, "512", True])
+def test_a_bad_input_size_is_an_option_error(red, value):
+    rgb, _ = hand_picture(40, 30)
+    with pytest.raises(OptionError) as caught:
+        red.segment(rgb, input_size=value)
+    message = str(caught.value)
+    assert "\n" not in message and "input_size" in message and "1 to 2048" in message and repr(value) in message
+    with pytest.raises(OptionError):
+        red.probability(rgb, input_size=value)
+
+
+def test_a_bad_input_size_through_the_module_level_segment():
+    with pytest.raises(HandsegError, match="input_size"):
+        handseg_core.segment(np.zeros((10, 10, 3), np.uint8), input_size=-1)
+
+
+@pytest.mark.parametrize("changes", [{"threshold": -0.1}, {"threshold": 1.5}, {"threshold": "0.5"},
+                                     {"feather": -0.01}, {"dilate": 1.0}])
+def test_refinement_out_of_range_is_an_option_error(changes):
+    with pytest.raises(OptionError) as caught:
+        Refinement(**changes)
+    assert "\n" not in str(caught.value) and next(iter(changes)) in str(caught.value)
+    assert isinstance(caught.value, HandsegError) and isinstance(caught.value, ValueError)
+
+
+def test_a_refinement_of_another_type_is_an_option_error(red):
+    with pytest.raises(OptionError, match="Refinement"):
+        red.segment(np.zeros((10, 10, 3), np.uint8), {"threshold": 0.5})

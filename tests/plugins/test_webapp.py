@@ -86,6 +86,16 @@ def test_model_can_be_chosen_in_the_address(red_model):
     assert not at.exception and at.selectbox(key="model").value == "tiny-red"
 
 
+@pytest.mark.parametrize("value", ["../../etc/passwd", "/etc/passwd"])
+def test_a_path_in_the_address_is_not_a_model(red_model, value, monkeypatch):
+    at = AppTest.from_file(str(webapp.APP), default_timeout=TIMEOUT)
+    at.query_params["model"] = value
+    at.run()
+    assert not at.exception and at.selectbox(key="model").value == registry.find(None).name
+    with pytest.raises(HandsegError, match="refused"):
+        registry.find_listed(value)
+
+
 @needs_uploads
 def test_photos_give_previews_and_downloads(red_model, app):
     rgb, truth = hand_picture(200, 150)

@@ -73,3 +73,19 @@ def test_the_sets_under_a_root_include_the_held_out_hands_where_their_folder_is(
     for name in ("sign_digits", "hands11k_subset", "egohands_cross14"):
         (tmp_path / name).mkdir()
     assert sets_under(tmp_path) == ["egohands_cross14", "hands11k_holdout", "sign_digits"]
+
+
+def test_hand_free_faces_count_false_hands_and_leave_out_listed_hands(tmp_path):
+    faces = tmp_path / "faces_utk" / "images"
+    faces.mkdir(parents=True)
+    for stem, red in (("a_0", True), ("b_0", False), ("c_0", True), ("d_1", True)):
+        rgb, truth = hand_picture(96, 64, seed=len(stem))
+        if not red:
+            rgb = np.full_like(rgb, 40)  # nothing red: nothing for the model to take for a hand
+        Image.fromarray(rgb).save(faces / f"{stem}.jpg", quality=95)
+    (tmp_path / "faces_utk" / "hands.txt").write_text("c_0\n")  # shows a hand: never hand-free
+    model = write_red_model(tmp_path / "models")
+    scores = measure(str(model), tmp_path, sets=["faces_utk_free"])["faces_utk_free"]
+    # a_0 and b_0: *0.jpg and not listed; the red one is a false hand
+    assert scores["images"] == scores["hand_free"] == 2 and scores["with_hand"] == 0
+    assert scores["false"] == 1 and scores["per_image"] == {"a_0": 0.0, "b_0": 1.0}

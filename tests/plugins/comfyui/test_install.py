@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -105,6 +106,7 @@ def test_the_pack_registers_its_folder_when_imported_inside_comfyui(comfyui_dir,
     (tmp_path / "folder_paths.py").write_text(FOLDER_PATHS_SOURCE)
     pack = install(comfyui_dir)
     (comfyui_dir / "models" / "handseg" / "extra.onnx").write_bytes(b"x")
+    (comfyui_dir / "models" / "handseg" / "extra.onnx.sha256").write_text(hashlib.sha256(b"x").hexdigest() + "\n")
     loaded = load_like_comfyui(
         pack,
         f"import os, sys; sys.path.insert(0, {str(tmp_path)!r}); os.environ['FAKE_COMFYUI_DIR'] = {str(comfyui_dir)!r}",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -9,6 +10,8 @@ from handseg_core import ModelError
 from handseg_core import registry
 from handseg_plugins.comfyui import models
 from handseg_plugins.comfyui.nodes import HandsegLoadModel
+
+from tiny_model import write_red_model
 
 from .conftest import make_folder_paths
 
@@ -36,13 +39,15 @@ def test_register_adds_models_handseg_for_onnx_files_and_keeps_extra_paths(tmp_p
 def test_dropdown_lists_onnx_files_of_the_models_folder(fake_comfyui):
     folder = fake_comfyui / "models" / "handseg"
     (folder / "sub").mkdir(parents=True)
-    (folder / "mine.onnx").write_bytes(b"x")
-    (folder / "sub" / "other.ONNX").write_bytes(b"x")
+    for path in (folder / "mine.onnx", folder / "sub" / "other.ONNX", folder / "unverified.onnx"):
+        path.write_bytes(b"x")
+    for path in (folder / "mine.onnx", folder / "sub" / "other.ONNX"):
+        registry.sidecar_of(path).write_text(registry.sha256_of(b"x") + "\n")
     (folder / "notes.txt").write_text("not a model")
     choices = models.model_choices()
     assert set(choices[: len(registry.available_models())]) == set(registry.available_models())
     assert choices[-2:] == ["mine.onnx", "sub/other.ONNX"]
-    assert "notes.txt" not in choices
+    assert "notes.txt" not in choices and "unverified.onnx" not in choices  # no checksum recorded
     assert models.resolve_model("sub/other.ONNX") == str(folder / "sub" / "other.ONNX")
 
 
@@ -95,3 +100,72 @@ def test_outside_comfyui_a_path_is_refused_even_when_the_file_exists(red_model_f
         models.resolve_model("tiny-red.onnx")
     with pytest.raises(ModelError, match="refused"):
         models.resolve_model(str(red_model_file))
+
+
+def opened_files(monkeypatch) -> list[str]:
+    """Record every file that Python opens from here on (builtins.open, Path.read_*, io.open)."""
+    import builtins
+    import io
+    import pathlib
+
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def spy(file, *args, **kwargs):
+        opened.append(os.fspath(file) if isinstance(file, (str, os.PathLike)) else repr(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", spy)
+    monkeypatch.setattr(io, "open", spy)
+    monkeypatch.setattr(pathlib.Path, "open", lambda self, *a, **k: spy(self, *a, **k))
+    return opened
+
+
+def test_the_listing_does_not_follow_symlinks_out_of_the_models_folder(fake_comfyui, tmp_path, monkeypatch):
+    folder = fake_comfyui / "models" / "handseg"
+    write_red_model(folder, "inside")
+    elsewhere = tmp_path / "elsewhere"
+    outside_model = write_red_model(elsewhere, "outside")  # verified, but not in the models folder
+    (folder / "linked-file.onnx").symlink_to(outside_model)
+    (folder / "linked-file.onnx.sha256").symlink_to(registry.sidecar_of(outside_model))
+    (folder / "linked-folder").symlink_to(elsewhere, target_is_directory=True)
+    (folder / "passwd.onnx").symlink_to("/etc/passwd")
+    (folder / "passwd.onnx.sha256").write_text("ab" * 32 + "\n")
+    (folder / "inner").mkdir()
+    (folder / "inner" / "alias.onnx").symlink_to(folder / "inside.onnx")  # a link that stays inside is fine
+    (folder / "inner" / "alias.onnx.sha256").symlink_to(registry.sidecar_of(folder / "inside.onnx"))
+    opened = opened_files(monkeypatch)
+
+    files = models.model_files()
+
+    assert sorted(files) == ["inner/alias.onnx", "inside.onnx"]
+    assert not [name for name in opened if not registry.is_inside(name, folder)]
+    for value in ("linked-file.onnx", "linked-folder/outside.onnx", "passwd.onnx"):
+        with pytest.raises(ModelError, match="unknown model"):
+            models.resolve_model(value)
+    assert [name for name in opened if "passwd" in name or "elsewhere" in name] == []
+
+
+@pytest.mark.parametrize("value", ["../../etc/passwd", "/etc/passwd", "../../../../../../etc/passwd",
+                                   "sub/../../../etc/passwd", "..", "", "/", "\\etc\\passwd"])
+def test_traversal_values_from_a_workflow_open_nothing(fake_comfyui, monkeypatch, value):
+    (fake_comfyui / "models" / "handseg" / "sub").mkdir(parents=True)
+    opened = opened_files(monkeypatch)
+    loads = []
+    monkeypatch.setattr(handseg_core, "load_model", lambda *a, **k: loads.append(a))
+    with pytest.raises(ModelError):
+        HandsegLoadModel().load(value, "cpu")
+    assert loads == []
+    assert [name for name in opened if "passwd" in name] == []
+
+
+def test_a_file_swapped_for_a_symlink_after_listing_is_refused(fake_comfyui, tmp_path, monkeypatch):
+    folder = fake_comfyui / "models" / "handseg"
+    inside = write_red_model(folder, "swapped")
+    listed = models.model_files()
+    outside = write_red_model(tmp_path / "elsewhere", "swapped")
+    inside.unlink()
+    inside.symlink_to(outside)
+    monkeypatch.setattr(models, "model_files", lambda: listed)
+    with pytest.raises(ModelError, match="refused"):
+        models.resolve_model("swapped.onnx")

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from handseg_core import registry
+from handseg_core import ModelError, registry
+from tiny_model import write_red_model
 from handseg_plugins.gimp.models import DEFAULT_CHOICE, model_menu, model_to_load
 
 
@@ -36,5 +39,42 @@ def test_an_empty_registry_offers_the_default(monkeypatch):
 
 
 @pytest.mark.parametrize("choice, name", [("tiny-red", "tiny-red"), (DEFAULT_CHOICE, None), ("", None)])
-def test_menu_values_name_the_model_to_load(choice, name):
+def test_menu_values_name_the_model_to_load(choice, name, red_model, monkeypatch):
+    monkeypatch.setenv("HANDSEG_MODELS", str(red_model.parent))
     assert model_to_load(choice) == name
+
+
+def opened_files(monkeypatch) -> list[str]:
+    """Record every file that Python opens from here on."""
+    import builtins
+    import io
+    import pathlib
+
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def spy(file, *args, **kwargs):
+        opened.append(os.fspath(file) if isinstance(file, (str, os.PathLike)) else repr(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", spy)
+    monkeypatch.setattr(io, "open", spy)
+    monkeypatch.setattr(pathlib.Path, "open", lambda self, *a, **k: spy(self, *a, **k))
+    return opened
+
+
+def test_only_names_the_menu_offers_are_taken(tmp_path, monkeypatch):
+    folder = tmp_path / "models"
+    listed = write_red_model(folder, "tiny-red")
+    valid_elsewhere = write_red_model(tmp_path / "outside", "valid")  # verified, but in no model folder
+    (folder / "linked.onnx").symlink_to("/etc/passwd")
+    monkeypatch.setenv("HANDSEG_MODELS", str(folder))
+    relative = os.path.relpath(valid_elsewhere, folder)  # '../outside/valid.onnx' from the folder
+    opened = opened_files(monkeypatch)
+    for value in ("../../etc/passwd", "/etc/passwd", str(valid_elsewhere), relative, str(listed), "linked.onnx",
+                  "linked", "tiny-red.onnx", "handseg-lite2-int8/../x"):
+        with pytest.raises(ModelError, match="refused") as caught:
+            model_to_load(value)
+        assert "\n" not in str(caught.value) and "Model menu" in str(caught.value)
+    assert [name for name in opened if "passwd" in name or "outside" in name] == []
+    assert model_to_load("tiny-red") == "tiny-red"

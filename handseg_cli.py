@@ -1154,7 +1154,7 @@ def quantize(model: str, photos: tuple[Path, ...], output: Path, name: str | Non
 
         from handseg_training.quantize import gather_photos, quantize as quantize_model
     except ImportError as exc:
-        raise Failure(f"quantising needs handseg's training tools ({exc}): pip install 'handseg[train]'") from None
+        raise Failure(f"quantising needs the onnx package ({exc}): pip install 'handseg[quantize]'") from None
     found = gather_photos(list(photos))
     click.echo(f"calibrating on up to {count} of {len(found)} photos (a few minutes)...", err=True)
     with engine_errors():
@@ -1168,7 +1168,7 @@ def quantize(model: str, photos: tuple[Path, ...], output: Path, name: str | Non
     click.echo(f"masks agree with {model}'s at {result.agreement:.3f} IoU; one network pass, one thread: "
                f"{result.int8_ms:.0f} ms (float {result.float_ms:.0f} ms)")
     if register_folder is not None:
-        from handseg_training.export import register
+        from handseg_training.onnx_files import register
 
         with engine_errors():
             index = register(result.spec, register_folder, make_default)

@@ -21,7 +21,7 @@ class DataConfig:
     hand_photo_size: int = 192
     # a folder beside a hand photo set's masks/ whose masks (same stems) are the training target,
     # while masks/ stays what is pasted: hand photos whose forearm is pasted but labelled
-    # background (handseg_training.forearms); sets without the folder use masks/ for both
+    # background (research.forearms); sets without the folder use masks/ for both
     hand_labels: str = ""
     backgrounds: list[str] = field(default_factory=list)  # folders of hand-free images (and faces)
     background_size: tuple[int, int] = (256, 256)

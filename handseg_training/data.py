@@ -7,6 +7,7 @@ augmented on the training device (see `augment.py`) without a data-loader proces
 from __future__ import annotations
 
 import csv
+import fnmatch
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -21,6 +22,19 @@ from handseg_core import atomic
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+# What training must not see (the out-of-domain set, research/oodset.py, is built from them);
+# configs list the same patterns in data.exclude.
+EXCLUDE = ["backgrounds/urban100/*", "backgrounds/sun_hays80/*", "faces_utk/images/*0.jpg"]
+
+
+def excluded(path: Path, root: Path, patterns: list[str]) -> bool:
+    """Whether `path` (below `root`) matches one of the glob `patterns`."""
+    try:
+        relative = path.relative_to(root).as_posix()
+    except ValueError:
+        relative = path.as_posix()
+    return any(fnmatch.fnmatch(relative, pattern) for pattern in patterns)
 
 
 @dataclass

@@ -37,7 +37,7 @@ from handseg_core.errors import ImageError
 from handseg_core.images import load_rgb
 from handseg_core.preprocess import prepare
 from handseg_core.registry import ModelSpec
-from handseg_training.export import add_metadata, write_model
+from handseg_training.onnx_files import add_metadata, write_model
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 PERCENTILE = 99.99

@@ -26,7 +26,7 @@ from handseg_training import datasets as DS
 from handseg_training.augment import composites, photometric, random_crops
 from handseg_training.config import TrainConfig, to_dict
 from handseg_training.model import build_model, load_fitting
-from handseg_training.oodset import excluded
+from handseg_training.data import excluded
 
 log = logging.getLogger(__name__)
 STRIDE = 32

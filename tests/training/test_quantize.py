@@ -186,3 +186,13 @@ def test_an_int8_model_is_not_quantised_again(layered, calibration, tmp_path):
         Q.quantize(once.spec.path, photos, tmp_path / "twice.onnx")
 
     assert not (tmp_path / "twice.onnx").exists()
+
+
+def test_quantize_imports_no_torch():
+    """`handseg quantize` works without the training extra: onnx and ONNX Runtime are enough."""
+    import subprocess
+    import sys
+
+    check = "import sys, handseg_training.quantize, handseg_training.onnx_files; assert 'torch' not in sys.modules"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

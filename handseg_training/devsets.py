@@ -120,7 +120,7 @@ def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, re
                 empty += not predicted.any()
                 found += per_image[image_path.stem] >= FOUND_IOU
             else:
-                false += predicted.mean() > FALSE_AREA
+                false += int(predicted.mean() > FALSE_AREA)
             if groups is not None:
                 by_group.setdefault(groups.get(image_path.stem, "unknown"), MaskStats()).add(predicted, truth)
         result = overall.summary()

@@ -104,8 +104,11 @@ def even_pick(photos: list[Path], seed: int = 0) -> list[Path]:
 
 def calibration_tensors(spec: ModelSpec, photos: list[Path], count: int, seed: int = 0):
     """Up to `count` network inputs from `photos` (an even pick over their folders), and one line
-    for each photo that could not be read."""
+    for each photo that could not be read. A per-hand network's inputs are the crops around the
+    hands the finder finds in them, as the engine makes them."""
     picks = even_pick(photos, seed)
+    if spec.kind == registry.HANDS_KIND:
+        return hand_crop_tensors(spec, picks, count)
     height, width = calibration_shape(spec)
     tensors, skipped = [], []
     for path in picks:
@@ -118,6 +121,27 @@ def calibration_tensors(spec: ModelSpec, photos: list[Path], count: int, seed: i
             continue
         crop = cover_crop(rgb, height, width)
         tensors.append(prepare(crop, width, spec.mean, spec.std, spec.stride).tensor)
+    return tensors, skipped
+
+
+def hand_crop_tensors(spec: ModelSpec, photos: list[Path], count: int):
+    """Up to `count` per-hand network inputs: the found hands of `photos`, in turn."""
+    from handseg_core import handcrop
+    from handseg_core.finder import load_finder
+
+    finder = load_finder(threads=1)
+    tensors, skipped = [], []
+    for path in photos:
+        if len(tensors) == count:
+            break
+        try:
+            rgb = load_rgb(path)
+        except ImageError as exc:
+            skipped.append(str(exc))
+            continue
+        for hand in finder.find(rgb)[: count - len(tensors)]:
+            square = handcrop.crop_square(hand.landmarks)
+            tensors.append(handcrop.crop_input(rgb, hand.landmarks, square, spec.mean, spec.std, spec.input_size)[None])
     return tensors, skipped
 
 

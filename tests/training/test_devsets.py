@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -75,4 +77,5 @@ def test_hand_free_faces_count_false_hands_and_leave_out_listed_hands(tmp_path):
     scores = measure(str(model), tmp_path, sets=["faces_utk_free"])["faces_utk_free"]
     # a_0 and b_0: *0.jpg and not listed; the red one is a false hand
     assert scores["images"] == scores["hand_free"] == 2 and scores["with_hand"] == 0
+    json.dumps(scores)  # what --json writes
     assert scores["false"] == 1 and scores["per_image"] == {"a_0": 0.0, "b_0": 1.0}

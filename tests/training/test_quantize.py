@@ -188,6 +188,28 @@ def test_an_int8_model_is_not_quantised_again(layered, calibration, tmp_path):
     assert not (tmp_path / "twice.onnx").exists()
 
 
+def test_a_per_hand_network_is_calibrated_on_the_finders_crops():
+    from pathlib import Path
+
+    from handseg_core import handcrop
+    from handseg_core.finder import load_finder
+
+    spec = registry.find_kind("handseg-hands-lite2", registry.HANDS_KIND)
+    photos = sorted((Path(__file__).parents[1] / "data" / "hands").glob("*.jpg"))
+    tensors, skipped = Q.calibration_tensors(spec, photos, count=4)
+    assert len(tensors) == 4 and skipped == []
+    assert Q.calibration_tensors(spec, [photos[0].with_name("missing.jpg")], count=4) == ([], [
+        f"{photos[0].with_name('missing.jpg')}: no such file"])
+    assert all(t.shape == (1, 5, spec.input_size, spec.input_size) and t.dtype == np.float32 for t in tensors)
+    # exactly what the engine feeds the network for the first photo's first hand
+    first = Q.even_pick(photos)[0]
+    hand = load_finder().find(np.asarray(Image.open(first).convert("RGB")))[0]
+    expected = handcrop.crop_input(np.asarray(Image.open(first).convert("RGB")), hand.landmarks,
+                                   handcrop.crop_square(hand.landmarks), spec.mean, spec.std, spec.input_size)
+    np.testing.assert_allclose(tensors[0][0], expected, atol=1e-5)
+    assert tensors[0][0, 3:].max() > 0  # the landmark channels are drawn
+
+
 def test_quantize_imports_no_torch():
     """`handseg quantize` works without the training extra: onnx and ONNX Runtime are enough."""
     import subprocess

@@ -89,6 +89,16 @@ def _build(cls, values: dict, where: str):
 
 def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     """Read a TOML config; `overrides` (dotted keys, e.g. {"data.root": ...}) win over the file."""
+    return _build(TrainConfig, read_values(path, overrides), str(path))
+
+
+def read_values(path: str | Path, overrides: dict | None = None) -> dict:
+    """A TOML config's values, `overrides` (dotted keys; None: keep the file's) applied.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not valid TOML.
+    """
     path = Path(path)
     try:
         values = tomllib.loads(path.read_text())
@@ -104,7 +114,7 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    return _build(TrainConfig, values, str(path))
+    return values
 
 
 def to_dict(config: TrainConfig) -> dict:

@@ -98,6 +98,19 @@ def prepare_data(cfg: TrainConfig, cache_dir: Path | None) -> TrainingData:
     )
 
 
+def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, amp, x: torch.Tensor, y: torch.Tensor,
+                  loss: str) -> torch.Tensor:
+    """One optimiser step on the batch (x, y), the forward pass under `amp` (autocast or not);
+    returns the loss, still on the device."""
+    with amp:
+        logits = model(x)
+    value = loss_fn(logits.float(), y, loss)
+    optimizer.zero_grad(set_to_none=True)
+    value.backward()
+    optimizer.step()
+    return value
+
+
 def loss_fn(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     loss = F.binary_cross_entropy_with_logits(logits, target)
     if kind == "bce+dice":
@@ -362,12 +375,7 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = make_batch(cfg, data, gen, dev)
-        with amp:
-            logits = model(x)
-        loss = loss_fn(logits.float(), y, cfg.loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = training_step(model, optimizer, amp, x, y, cfg.loss)
         step += 1
         seen += x.shape[0]
         if step % cfg.log_every == 0 or step == 1:  # reading the loss waits for the GPU: only when logging

@@ -57,6 +57,16 @@ def _background_colour(text: str) -> tuple[int, int, int]:
     return colour
 
 
+# What the two model nodes take first: the loaded model and the image batch.
+_MODEL_AND_IMAGE = {"model": (MODEL_TYPE,), "image": ("IMAGE",)}
+
+
+class _Node:
+    """What every handseg node shares: its menu category."""
+
+    CATEGORY = CATEGORY
+
+
 def _match_batch(masks: list[np.ndarray], count: int) -> list[np.ndarray]:
     if len(masks) == count:
         return masks
@@ -65,12 +75,11 @@ def _match_batch(masks: list[np.ndarray], count: int) -> list[np.ndarray]:
     raise HandsegError(f"the mask batch has {len(masks)} masks but the image batch has {count} images")
 
 
-class HandsegLoadModel:
+class HandsegLoadModel(_Node):
     DESCRIPTION = (
         "Load a handseg hand-segmentation model, once, for the other Handseg nodes. Offers the models "
         "packaged with handseg and the .onnx files in ComfyUI's models/handseg folder."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "load"
     RETURN_TYPES = (MODEL_TYPE,)
     RETURN_NAMES = ("model",)
@@ -89,9 +98,8 @@ class HandsegLoadModel:
         return (handseg_core.load_model(resolve_model(model), device=device),)
 
 
-class HandsegHandMask:
+class HandsegHandMask(_Node):
     DESCRIPTION = "Find the hands in each image: a MASK (1 on hands) and the network's hand probability. " + _MASK_CONVENTION
-    CATEGORY = CATEGORY
     FUNCTION = "find_hands"
     RETURN_TYPES = ("MASK", "MASK")
     RETURN_NAMES = ("mask", "probability")
@@ -101,8 +109,7 @@ class HandsegHandMask:
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
-                "model": (MODEL_TYPE,),
-                "image": ("IMAGE",),
+                **_MODEL_AND_IMAGE,
                 **_refinement_widgets("threshold"),
             },
             "optional": {
@@ -135,14 +142,13 @@ class HandsegHandMask:
         return arrays_to_masks([r.alpha for r in results]), arrays_to_masks([r.probability for r in results])
 
 
-class HandsegRemoveBackground:
+class HandsegRemoveBackground(_Node):
     DESCRIPTION = (
         "Keep only the hands. By default the image is RGB with the hands on the background colour; "
         "with transparent on it is RGBA (4 channels: Save Image writes a transparent PNG, but some "
         "nodes expect 3 channels). The MASK output is the alpha used (1 on hands). Connect a mask to "
         "use it instead of running the model. " + _MASK_CONVENTION
     )
-    CATEGORY = CATEGORY
     FUNCTION = "remove_background"
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("image", "mask")
@@ -152,8 +158,7 @@ class HandsegRemoveBackground:
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
-                "model": (MODEL_TYPE,),
-                "image": ("IMAGE",),
+                **_MODEL_AND_IMAGE,
                 "transparent": ("BOOLEAN", {"default": False, "tooltip": "Output RGBA with a transparent background instead of RGB."}),
                 "background": ("STRING", {"default": "white", "tooltip": "Background colour for RGB output: a name or #RRGGBB."}),
                 **_refinement_widgets("threshold", "feather"),
@@ -192,12 +197,11 @@ class HandsegRemoveBackground:
         return arrays_to_images(cutouts), arrays_to_masks(alphas)
 
 
-class HandsegRefineMask:
+class HandsegRefineMask(_Node):
     DESCRIPTION = (
         "Grow, shrink or feather a mask with handseg's post-processing. The mask is first cut at 0.5 "
         "(hand where mask >= 0.5). " + _MASK_CONVENTION
     )
-    CATEGORY = CATEGORY
     FUNCTION = "refine"
     RETURN_TYPES = ("MASK",)
     RETURN_NAMES = ("mask",)

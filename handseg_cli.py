@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import sys
-import uuid
 import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,23 +26,20 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator, T
 
 import click
 
+from handseg_core.options import DEVICES, INFERENCE, REFINEMENT, Option
+
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
     from handseg_core import HandSegmenter, Refinement, SegmentationResult
 
-DEVICES = ("auto", "cpu", "cuda")
-REFINEMENT_FIELDS = ("threshold", "open_size", "close_size", "dilate", "erode", "min_area", "fill_holes", "feather")
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 AHEAD = 2  # images in flight beyond one per core, and results waiting to be written
 FOLDER_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC})
 # zlib level 1 encodes photo cut-outs about 4x faster than PIL's default 6, for files ~15% larger.
 PNG_COMPRESS_LEVEL = 1
-# --size beyond this gains nothing measured (896 is no better than 768) and a 4096-px network
-# pass needs gigabytes; the limit turns a typo into a usage error instead.
-MAX_INPUT_SIZE = 2048
 
 T = TypeVar("T")
 J = TypeVar("J")
@@ -195,33 +191,48 @@ class ModelParam(click.ParamType):
         return names or [CompletionItem(incomplete, type="file")]
 
 
-FRACTION = click.FloatRange(0.0, 1.0, max_open=True)
+def flag(option: Option, **settings: Any) -> Callable[[Callable], Callable]:
+    """The click option of an engine option, from its description (handseg_core.options).
+
+    A bool option on by default becomes its `negative` flag (--no-snap); every value that is not
+    given stays None, so that a command can tell what was asked for.
+    """
+    help = option.help
+    if option.kind is bool:
+        if option.default:
+            return click.option(option.negative, option.name, flag_value=False, default=None,
+                                help=option.negative_help)
+        return click.option(option.cli_flag, option.name, is_flag=True, help=help)
+    if option.low is None:
+        kind: Any = None
+    elif option.kind is int:
+        kind = click.IntRange(int(option.low), int(option.high))
+    else:
+        kind = click.FloatRange(option.low, option.high, max_open=option.high_open)
+    if option.default is not None and "default" not in settings:
+        help = f"{help}  [default: {option.default:g}]"
+    return click.option(option.cli_flag, option.name, type=kind, help=help, **settings)
 
 
-def model_options(command: Callable) -> Callable:
-    options = [
-        click.option("-m", "--model", type=ModelParam(), default=None,
-                     help="Model name (see `handseg models`) or path of an .onnx file  [default: the default]"),
-        click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-                     help="Where the model runs; auto takes a GPU when ONNX Runtime has one."),
-        click.option("--size", "input_size", type=click.IntRange(min=16, max=MAX_INPUT_SIZE), default=None,
-                     help="Largest long side in pixels the network sees; larger images are reduced to it, "
-                          "smaller ones keep their own size (768 is finer for small hands in large scenes, slower, and worse on close-ups)  "
-                          "[default: the model's]"),
-        click.option("--flip-tta", is_flag=True, help="Also run the mirrored image and average (slower)."),
-        click.option("--fixed-size", is_flag=True,
-                     help="Run the network once at --size, without first finding how large the hands are "
-                          "(a little faster; a hand that fills a large photo is then partly missed, by handseg-lite0 mostly)."),
-        click.option("--hands", "keep", type=HandsParam(), default="all", show_default=True,
-                     help="Which hands to keep: all, largest, left, right (the person's own) or N, the N largest."),
-        click.option("--no-finder", is_flag=True,
-                     help="Do not find each hand first: the whole image only, as before 0.3 "
-                          "(faster; hands over faces and bodies are often missed)."),
-        click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; errors still show."),
-    ]
+def with_options(command: Callable, options: list[Callable[[Callable], Callable]]) -> Callable:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def model_options(command: Callable) -> Callable:
+    return with_options(command, [
+        click.option("-m", "--model", type=ModelParam(), default=None, help=INFERENCE["model"].help),
+        click.option("--device", type=click.Choice(DEVICES), default=INFERENCE["device"].default, show_default=True,
+                     help=INFERENCE["device"].help),
+        flag(INFERENCE["input_size"]),
+        flag(INFERENCE["flip_tta"]),
+        flag(INFERENCE["adapt_size"]),
+        flag(INFERENCE["find_hands"]),
+        click.option("--hands", "keep", type=HandsParam(), default=INFERENCE["keep"].default, show_default=True,
+                     help=INFERENCE["keep"].help),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; errors still show."),
+    ])
 
 
 class HandsParam(click.ParamType):
@@ -231,7 +242,7 @@ class HandsParam(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from handseg_core.errors import HandsegError
-        from handseg_core.hands import parse_choice
+        from handseg_core.options import parse_choice
 
         try:
             return parse_choice(value)
@@ -240,27 +251,11 @@ class HandsParam(click.ParamType):
 
 
 def refinement_options(command: Callable) -> Callable:
-    fraction = "as a fraction of the image's short side, e.g. 0.01"
-    options = [
-        click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-                     help="Hand probability at or above which a pixel is hand  [default: 0.5]"),
-        click.option("--open", "open_size", type=FRACTION, help=f"Remove specks this wide, {fraction}."),
-        click.option("--close", "close_size", type=FRACTION, help=f"Bridge gaps this wide, {fraction}."),
-        click.option("--dilate", type=FRACTION, help=f"Grow the mask by this much, {fraction}."),
-        click.option("--erode", type=FRACTION, help=f"Shrink the mask by this much, {fraction}."),
-        click.option("--min-area", type=FRACTION,
-                     help="Drop hand regions smaller than this fraction of the image  [default: 0.0002]"),
-        click.option("--fill-holes", type=FRACTION,
-                     help="Fill holes smaller than this fraction of the image  [default: 0.0002]"),
-        click.option("--feather", type=FRACTION, help=f"Soft edge of this width, {fraction}."),
-        click.option("--no-snap", is_flag=True,
-                     help="Keep the network's own edge: do not snap it onto the photo's edges."),
+    return with_options(command, [
+        *(flag(option) for option in REFINEMENT.values()),
         click.option("--no-refine", is_flag=True,
                      help="Only threshold the network's probability: no edge snapping, no cleanup."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    ])
 
 
 @dataclass(frozen=True)
@@ -287,8 +282,8 @@ class ModelSettings:
             flip_tta=options["flip_tta"],
             refinement=refinement_from(options),
             quiet=options["quiet"],
-            adapt_size=not options["fixed_size"],
-            find_hands=not options["no_finder"],
+            adapt_size=options["adapt_size"] is not False,
+            find_hands=options["find_hands"] is not False,
             keep=options["keep"],
             sidecar=options.get("sidecar", False),
         )
@@ -318,18 +313,16 @@ def cores() -> int:
 
 
 def refinement_from(options: dict[str, Any]) -> Refinement:
-    from handseg_core import Refinement
+    from handseg_core.options import NO_REFINEMENT
+    from handseg_core.options import refinement_from as refinement_of
 
-    changes = {name: options[name] for name in REFINEMENT_FIELDS if options.get(name) is not None}
-    if options.get("no_snap"):
-        changes["snap_edges"] = False
     if not options.get("no_refine"):
-        return Refinement(**changes)
-    steps = sorted(name for name in changes if name not in ("threshold", "snap_edges"))  # --no-snap agrees
-    if steps:
-        flags = ", ".join("--" + name.replace("_size", "").replace("_", "-") for name in steps)
-        raise click.UsageError(f"--no-refine turns cleanup off; drop it or drop {flags}")
-    return Refinement(**{**changes, "min_area": 0.0, "fill_holes": 0.0, "snap_edges": False})
+        return refinement_of(options)
+    cleanup = sorted(name for name in REFINEMENT if name not in ("threshold", "snap_edges")
+                     and options.get(name) is not None)  # --no-snap agrees
+    if cleanup:
+        raise click.UsageError(f"--no-refine turns cleanup off; drop it or drop {', '.join(REFINEMENT[n].cli_flag for n in cleanup)}")
+    return refinement_of(options, NO_REFINEMENT)
 
 
 # --- inputs and outputs of a batch
@@ -484,25 +477,11 @@ def encode_png(image: Image.Image, stream: BinaryIO) -> None:
 
 
 def write_png(image: Image.Image, target: Path) -> None:
+    """Write `image` to `target` atomically (handseg_core.atomic): the old file or the complete
+    new one, the temporary file removed on any failure (Ctrl-C included)."""
+    from handseg_core.atomic import write_atomically
+
     write_atomically(target, lambda stream: encode_png(image, stream))
-
-
-def write_atomically(target: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write `target` atomically: a temporary file in the same folder, then a rename.
-
-    The temporary file is removed on any failure (Ctrl-C included); `target` is either the old
-    file or the complete new one.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "xb") as stream:
-            write(stream)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 def sidecar_path(target: Path) -> Path:
@@ -512,10 +491,12 @@ def sidecar_path(target: Path) -> Path:
 def save_result(render: Renderer, job: Job, decoded: Decoded, result: SegmentationResult, sidecar: bool) -> None:
     """Render and write one result (its JSON sidecar first, so that a PNG on disk has its JSON);
     a refusing folder stops the batch."""
+    from handseg_core import atomic
+
     try:
         if sidecar:
             text = json.dumps({"source": str(job.source), **result.describe()})
-            write_atomically(sidecar_path(job.target), lambda stream: stream.write(text.encode() + b"\n"))
+            atomic.write_text(sidecar_path(job.target), text + "\n")
         write_png(render(decoded, result), job.target)
     except OSError as exc:
         reason = exc.strerror or first_line(exc)
@@ -1175,7 +1156,7 @@ def quantize(model: str, photos: tuple[Path, ...], output: Path, name: str | Non
 
         from handseg_training.quantize import gather_photos, quantize as quantize_model
     except ImportError as exc:
-        raise Failure(f"quantising needs handseg's training tools ({exc}): pip install 'handseg[train]'") from None
+        raise Failure(f"quantising needs the onnx package ({exc}): pip install 'handseg[quantize]'") from None
     found = gather_photos(list(photos))
     click.echo(f"calibrating on up to {count} of {len(found)} photos (a few minutes)...", err=True)
     with engine_errors():
@@ -1189,7 +1170,7 @@ def quantize(model: str, photos: tuple[Path, ...], output: Path, name: str | Non
     click.echo(f"masks agree with {model}'s at {result.agreement:.3f} IoU; one network pass, one thread: "
                f"{result.int8_ms:.0f} ms (float {result.float_ms:.0f} ms)")
     if register_folder is not None:
-        from handseg_training.export import register
+        from handseg_training.onnx_files import register
 
         with engine_errors():
             index = register(result.spec, register_folder, make_default)

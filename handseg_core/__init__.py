@@ -11,18 +11,29 @@ For many images, keep a session: `session = handseg_core.load_model()`, then
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from handseg_core._version import __version__
-from handseg_core.compose import Background
 from handseg_core.errors import ChecksumError, HandsegError, ImageError, ModelError
-from handseg_core.images import ImageInput
-from handseg_core.postprocess import Refinement, refine
-from handseg_core.session import HandSegmenter, SegmentationResult, load_model
+from handseg_core.options import Inference, Refinement
+
+if TYPE_CHECKING:
+    from handseg_core.compose import Background
+    from handseg_core.images import ImageInput
+    from handseg_core.postprocess import refine
+    from handseg_core.session import HandSegmenter, SegmentationResult, load_model
+
+# The engine (OpenCV, ONNX Runtime) is imported on first use, so that reading the options'
+# descriptions (the CLI's --help) costs nothing.
+_LAZY = {"HandSegmenter": "session", "SegmentationResult": "session", "load_model": "session", "refine": "postprocess"}
 
 __all__ = [
     "ChecksumError",
     "HandSegmenter",
     "HandsegError",
     "ImageError",
+    "Inference",
     "ModelError",
     "Refinement",
     "SegmentationResult",
@@ -34,8 +45,24 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"handseg_core.{_LAZY[name]}"), name)
+    else:
+        try:
+            value = importlib.import_module(f"handseg_core.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"handseg_core.{name}":
+                raise
+            raise AttributeError(f"module 'handseg_core' has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
 def segment(image: ImageInput, refinement: Refinement | None = None, **options) -> SegmentationResult:
     """Find the hands in `image` with the default model; see `HandSegmenter.segment`."""
+    from handseg_core.session import load_model
+
     return load_model().segment(image, refinement, **options)
 
 

@@ -15,8 +15,11 @@ import cv2
 import numpy as np
 
 from handseg_core import handcrop, registry
-from handseg_core.errors import HandsegError, ModelError
+from handseg_core.errors import ModelError
 from handseg_core.finder import FoundHand
+from handseg_core.options import HAND_CHOICES as CHOICES  # noqa: F401
+from handseg_core.options import HAND_MENU as MENU  # noqa: F401
+from handseg_core.options import HandChoice, parse_choice
 from handseg_core.registry import ModelSpec
 
 KIND = registry.HANDS_KIND
@@ -191,27 +194,7 @@ def scaled(hands: list[FoundHand], factor_xy: tuple[float, float]) -> list[Found
 
 # --- which hands to keep
 
-CHOICES = ("all", "largest", "left", "right")
-HandChoice = str | int
-# What a menu offers (the ComfyUI nodes, the GIMP dialog): (value, label, help).
-MENU = (
-    ("all", "All hands", "Every hand found"),
-    ("largest", "The largest hand", "Only the hand with the largest area"),
-    ("left", "Left hands", "The person's own left hands (the finder tells them apart)"),
-    ("right", "Right hands", "The person's own right hands (the finder tells them apart)"),
-    ("2", "The two largest", "The two hands with the largest areas"),
-)
-
-
-def parse_choice(value: HandChoice) -> HandChoice:
-    """'all', 'largest', 'left', 'right' (the person's own hand) or N (the N largest), as text or
-    a number -> the choice; anything else raises HandsegError saying what is accepted."""
-    text = str(value).strip().lower()
-    if text in CHOICES:
-        return text
-    if text.isdigit() and int(text) >= 1:
-        return int(text)
-    raise HandsegError(f"hands {value!r}: choose all, largest, left, right or a number of hands (1, 2, ...)")
+# The choices (CHOICES, MENU, parse_choice) are described with the other options (options.py).
 
 
 def chosen(hands: tuple[Hand, ...] | list[Hand], choice: HandChoice) -> list[int]:

@@ -6,59 +6,11 @@ the same on a thumbnail and on a 24-megapixel photo.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import cv2
 import numpy as np
 
-from handseg_core.errors import OptionError
+from handseg_core.options import NO_REFINEMENT, Refinement  # noqa: F401  (their home is options)
 
-
-@dataclass(frozen=True)
-class Refinement:
-    """Post-processing settings. Each step is off when its size is 0.
-
-    threshold: probability at or above which a pixel is hand.
-    open_size / close_size: opening removes specks, closing bridges hairline gaps
-        (fractions of the short side).
-    dilate / erode: grow or shrink the mask (fractions of the short side), after opening and
-        closing.
-    min_area: connected hand regions smaller than this fraction of the image are dropped.
-    fill_holes: background holes inside a hand smaller than this fraction of the image are filled
-        (gaps between fingers are larger and stay open).
-    feather: width of a soft alpha edge (fraction of the short side), for cut-outs.
-    snap_edges: move the probability's edges onto the photo's own edges before thresholding
-        (`snap_to_edges`; the session does it, as it needs the photo: `refine` alone does not).
-    """
-
-    threshold: float = 0.5
-    open_size: float = 0.0
-    close_size: float = 0.0
-    dilate: float = 0.0
-    erode: float = 0.0
-    min_area: float = 0.0002
-    fill_holes: float = 0.0002
-    feather: float = 0.0
-    snap_edges: bool = True
-
-    # Raises OptionError (a ValueError) for a value out of its range or not a number.
-    def __post_init__(self):
-        if not _is_number(self.threshold) or not 0.0 <= self.threshold <= 1.0:
-            raise OptionError(f"threshold must be a number within 0..1, got {self.threshold!r}")
-        for name in ("open_size", "close_size", "dilate", "erode", "min_area", "fill_holes", "feather"):
-            value = getattr(self, name)
-            if not _is_number(value) or not 0.0 <= value < 1.0:
-                raise OptionError(f"{name} is a fraction of the image and must be a number within 0..1, got {value!r}")
-
-    def with_(self, **changes) -> "Refinement":
-        return replace(self, **changes)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-NO_REFINEMENT = Refinement(min_area=0.0, fill_holes=0.0, snap_edges=False)
 
 SNAP_RADIUS = 4  # pixels of the photo as decoded; measured against 2 and 8, and against one
 # network output cell (4 network pixels) as it lands on the photo: best or level on every dev set

@@ -180,6 +180,22 @@ def default_model_name() -> str:
     raise ModelError("no default model is packaged; pass a model name or the path of an .onnx file")
 
 
+def models_for_menu() -> tuple[list[ModelSpec], str | None]:
+    """The segmenters for a menu or a dropdown, the default model first, and the default's name
+    (None where it cannot be told: HANDSEG_DEFAULT_MODEL names no model, or none is packaged).
+
+    Raises:
+        ModelError: an index cannot be read.
+    """
+    specs = list(available_models().values())
+    try:
+        default = default_model_name()
+    except ModelError:
+        default = None
+    specs.sort(key=lambda spec: spec.name != default)  # stable: the others keep their order
+    return specs, default if any(spec.name == default for spec in specs) else None
+
+
 def find(name_or_path: str | os.PathLike | None) -> ModelSpec:
     """Resolve a model name (see `available_models`) or the path of an ONNX file.
 

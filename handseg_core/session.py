@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, replace
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -16,24 +15,13 @@ from handseg_core.errors import ModelError, OptionError
 from handseg_core.finder import FinderOptions, load_finder
 from handseg_core.hands import Hand
 from handseg_core.images import ImageInput, load_rgb_reduced
-from handseg_core.postprocess import Refinement, refine, snap_to_edges
-from handseg_core.preprocess import default_long_side, prepare, resize_long_side, resized_size, restore
+from handseg_core.options import DEVICES, MAX_INPUT_SIZE, Device, Refinement, check_input_size  # noqa: F401
+from handseg_core.postprocess import refine, snap_to_edges
+from handseg_core.preprocess import prepare, resize_long_side, resized_size, restore
 from handseg_core.registry import ModelSpec
+from handseg_core.sizing import FIND_SIZE, FIT_STEP, adapts_at, fit_floor, fit_rule, inference_size  # noqa: F401
 
-Device = Literal["auto", "cpu", "cuda"]
-# Adapting the input size to the hands (`HandSegmenter.segment(adapt_size=True)`): a first pass at
-# FIND_SIZE finds the largest hand; where it would span more than the model's `hand_limit` pixels
-# at the size asked for, the network sees the image at the size where it spans `hand_extent`
-# (registry.ModelSpec). The packaged models were trained on crops of 384: handseg-lite0 misses most
-# of a hand that spans more than about 300 of its input pixels (11k Hands photos enlarged 5x,
-# 900 px, scored 0.19 IoU at 512 with the first lite2), and the default, which saw hands on their
-# own background too, finds larger ones and is measured best with larger limits (README, The input
-# size adapts).
-FIND_SIZE = 192
-# The largest `input_size`: beyond it nothing measured gains (896 is no better than 768) and one
-# network pass needs gigabytes, so a larger value is taken for a mistake.
-MAX_INPUT_SIZE = 2048
-FIT_STEP = 32  # the fitted size is a multiple of this (the packaged models' stride)
+# The sizing rule (FIND_SIZE, the quick pass, the model's range) is `handseg_core.sizing`.
 # Photos of more pixels are segmented at a reduced size and their results made full size in
 # bands (handseg_core.large): a 150-megapixel cut-out in 1.1 GB instead of 6.5 (bench/RESULTS.md).
 WORK_PIXELS = 16_000_000
@@ -89,7 +77,7 @@ class SegmentationResult:
 def resolve_device(device: str) -> list[str]:
     import onnxruntime as ort
 
-    if device not in ("auto", "cpu", "cuda"):
+    if device not in DEVICES:
         raise ModelError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     available = ort.get_available_providers()
     if device == "auto":
@@ -185,9 +173,9 @@ class HandSegmenter:
     def _fitted_size(self, view: np.ndarray, size: int) -> int:
         """`fitted_size` of an image already resized to `size` (`view`): the quick pass reduces
         it, not the decoded photo, which takes a fifth of the time on a 1280x720 photo."""
-        if not adapts_at(self.spec, size):
+        rule = fit_rule(self.spec, size)
+        if rule is None:
             return size
-        floor = fit_floor(self.spec)
         prepared = prepare(view, FIND_SIZE, self.spec.mean, self.spec.std, self.spec.stride)
         rh, rw = prepared.resized_hw
         found = (self._run(prepared.tensor)[0, 0, :rh, :rw] >= 0.5).astype(np.uint8)
@@ -196,9 +184,7 @@ class HandSegmenter:
         if count <= 1 or not sizable.any():
             return size
         extent = stats[1:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]][sizable].max() / max(rh, rw)  # of the long side
-        if extent * size <= self.spec.hand_limit:
-            return size
-        return max(floor, min(size, int(self.spec.hand_extent / extent) // FIT_STEP * FIT_STEP))
+        return rule.side(float(extent))
 
     def _network_view(self, rgb: np.ndarray, size: int, adapt_size: bool) -> np.ndarray:
         """`rgb` resized as the network sees it: long side `size`, or with `adapt_size`,
@@ -367,41 +353,3 @@ def load_model(
                 del _cache[old]
             _cache[key] = session
     return session
-
-
-def check_input_size(value, name: str = "input_size") -> None:
-    """Refuse a size the network cannot see: not a whole number from 1 to MAX_INPUT_SIZE (None,
-    the model's own, passes).
-
-    Raises:
-        OptionError: naming the value and the range.
-    """
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_INPUT_SIZE:
-        raise OptionError(f"{name} must be a whole number of pixels from 1 to {MAX_INPUT_SIZE} "
-                          f"(or None for the model's own), got {value!r}")
-
-
-def fit_floor(spec: registry.ModelSpec) -> int:
-    """The smallest long side `HandSegmenter.fitted_size` gives: FIND_SIZE, or the model's
-    `min_input_size` where larger."""
-    return max(FIND_SIZE, spec.min_input_size)
-
-
-def adapts_at(spec: registry.ModelSpec, size: int) -> bool:
-    """Whether the quick pass can change `size`: only where a hand could span more than the
-    model's `hand_limit` pixels and a smaller size is allowed."""
-    return size > max(fit_floor(spec), spec.hand_limit)
-
-
-def inference_size(spec: registry.ModelSpec, shape: tuple[int, int], input_size: int | None = None) -> int:
-    """The long side the network sees: the image's own, within the model's range.
-
-    Images larger than `input_size` (default: the model's) are reduced to it. Smaller ones keep
-    their size unless the model records a `min_input_size`: models trained on large hands (GPU
-    crops of 384) miss hands in 100-pixel thumbnails and are measured better with those enlarged.
-    A larger `input_size` never enlarges a small image: enlarged past their own size, close-ups
-    lose most of their IoU (0.92 to 0.75 at 640 for the default model).
-    """
-    return default_long_side(shape, input_size or spec.input_size, spec.min_input_size)

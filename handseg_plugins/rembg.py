@@ -11,7 +11,7 @@ The exported graph wraps the handseg network so that it works under those rules:
   spec). The network then reads rembg's 320x320 image as it is (`network_size`), or, for a
   model whose `hand_limit` is below that side (lite0), smaller where the hands fill it: a quick
   pass of a copy of the network at FIND_SIZE measures the largest hand and the side follows the
-  engine's rule (`HandSegmenter.fitted_size`; regions cannot be labelled in a graph, so a hand's
+  engine's rule (`handseg_core.sizing`; regions cannot be labelled in a graph, so a hand's
   extent is its longest run of rows or columns). The
   graph enlarged rembg's image to the model's 512 until 2026-11-27, where hands that fill the
   photo are mostly missed. Under rembg 2.0.86 itself (`python -m handseg_training.devsets
@@ -44,8 +44,8 @@ from pathlib import Path
 import numpy as np
 
 from handseg_core import HandsegError, ModelError, __version__, load_model
-from handseg_core import registry
-from handseg_core.session import FIND_SIZE, FIT_STEP, adapts_at, fit_floor
+from handseg_core import atomic, registry
+from handseg_core.sizing import FIND_SIZE, FitRule, fit_rule
 
 REMBG_SESSION = "u2net_custom"
 REMBG_MEAN = (0.485, 0.456, 0.406)
@@ -183,12 +183,11 @@ def _reduce_max(source: str, target: str, axes: list[int] | None, opset: int, ke
     return [helper.make_node("ReduceMax", [source], [target], axes=axes, keepdims=keepdims)], []
 
 
-def _fitted_side_nodes(probability: str, side: str, spec: registry.ModelSpec, opset: int) -> tuple[list, list]:
+def _fitted_side_nodes(probability: str, side: str, rule: FitRule, opset: int) -> tuple[list, list]:
     """Nodes turning the quick pass's FIND_SIZE-square probability into the side the network
-    sees the photo at (int64 [2], square), by the engine's rule (`HandSegmenter.fitted_size`):
-    `network_size`, or where the largest hand spans more than the model's `hand_limit` pixels at
-    it, the side at which it spans its `hand_extent`, a multiple of FIT_STEP, within [floor,
-    network_size].
+    sees the photo at (int64 [2], square), by the engine's rule (`handseg_core.sizing.FitRule`
+    at `network_size`): that size, or where the largest hand spans more than the rule's limit,
+    the side at which it spans its target, a multiple of its step, within [floor, size].
 
     The engine measures the largest connected hand; a graph cannot label regions, so here a
     hand's extent is the longest unbroken run of rows or of columns holding hand pixels, after an
@@ -197,17 +196,17 @@ def _fitted_side_nodes(probability: str, side: str, spec: registry.ModelSpec, op
     """
     from onnx import TensorProto, helper
 
-    n, size, floor = FIND_SIZE, network_size(spec), fit_floor(spec)
+    n = FIND_SIZE
     initializers = [
         _constant("quick_half", 0.5),
         _constant("quick_minus_one", -1.0),
         _constant("quick_index", np.arange(n, dtype=np.float32).reshape(1, 1, 1, n)),
         _constant("quick_find_size", float(n)),
-        _constant("quick_size", float(size)),
-        _constant("quick_limit", float(spec.hand_limit)),
-        _constant("quick_extent_target", float(spec.hand_extent)),
-        _constant("quick_step", float(FIT_STEP)),
-        _constant("quick_floor", float(floor)),
+        _constant("quick_size", float(rule.size)),
+        _constant("quick_limit", float(rule.limit)),
+        _constant("quick_extent_target", float(rule.target)),
+        _constant("quick_step", float(rule.step)),
+        _constant("quick_floor", float(rule.floor)),
         _constant("quick_tiny", 1e-6),
         _constant("quick_one", [1], np.int64),
     ]
@@ -318,8 +317,8 @@ def rembg_graph_bytes(onnx_bytes: bytes, spec: registry.ModelSpec) -> bytes:
 
     network = list(graph.node)
     back, back_init = _output_nodes("handseg_probability", "probability")
-    size = network_size(spec)
-    if not adapts_at(spec, size):
+    rule = fit_rule(spec, network_size(spec))
+    if rule is None:
         front, front_init = _input_nodes(spec, "image", "handseg_input")
         adapt, adapt_init = [], []
     else:  # the engine's quick pass, with its own copy of the network (the weights are shared)
@@ -329,7 +328,7 @@ def rembg_graph_bytes(onnx_bytes: bytes, spec: registry.ModelSpec) -> bytes:
         copy_prefix = "quick_pass/"
         quick_in, quick_in_init = _resize_nodes("handseg_view", copy_prefix + "handseg_input", FIND_SIZE, FIND_SIZE,
                                                 "quick_in")
-        measure, measure_init = _fitted_side_nodes(copy_prefix + "handseg_probability", "handseg_side", spec, opset)
+        measure, measure_init = _fitted_side_nodes(copy_prefix + "handseg_probability", "handseg_side", rule, opset)
         main_in, main_in_init = _resize_nodes("handseg_view", "handseg_input", 0, 0, "main_in", hw="handseg_side")
         adapt = [*quick_in, *_copied_nodes(network, keep, copy_prefix), *measure, *main_in]
         adapt_init = [*quick_in_init, *measure_init, *main_in_init]
@@ -386,9 +385,6 @@ def export_for_rembg(model: str | None = None, rembg_home: Path | None = None) -
     spec = load_model(model, device="cpu").spec
     data = rembg_graph_bytes(registry.read_verified(spec), spec)
     home = Path(os.path.abspath(os.path.expanduser(rembg_home))) if rembg_home is not None else default_rembg_home()
-    home.mkdir(parents=True, exist_ok=True)
     path = home / f"{spec.name}-rembg.onnx"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    atomic.write_bytes(path, data)
     return path, rembg_command(path, home)

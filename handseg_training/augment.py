@@ -111,7 +111,7 @@ def composites(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hand photos (uint8 [N, 4, S, S], mask as alpha) pasted onto random crops of backgrounds.
     With a fifth channel, that is the target instead of the alpha (a forearm pasted, but
-    labelled background: handseg_training.forearms).
+    labelled background: research.forearms).
 
     Backgrounds (uint8 [M, 3, H, W]) include faces, so a face under a hand is background: the
     model learns that skin is not enough. Wrists in the hand photos are cut straight at the

@@ -21,7 +21,7 @@ class DataConfig:
     hand_photo_size: int = 192
     # a folder beside a hand photo set's masks/ whose masks (same stems) are the training target,
     # while masks/ stays what is pasted: hand photos whose forearm is pasted but labelled
-    # background (handseg_training.forearms); sets without the folder use masks/ for both
+    # background (research.forearms); sets without the folder use masks/ for both
     hand_labels: str = ""
     backgrounds: list[str] = field(default_factory=list)  # folders of hand-free images (and faces)
     background_size: tuple[int, int] = (256, 256)
@@ -89,6 +89,16 @@ def _build(cls, values: dict, where: str):
 
 def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     """Read a TOML config; `overrides` (dotted keys, e.g. {"data.root": ...}) win over the file."""
+    return _build(TrainConfig, read_values(path, overrides), str(path))
+
+
+def read_values(path: str | Path, overrides: dict | None = None) -> dict:
+    """A TOML config's values, `overrides` (dotted keys; None: keep the file's) applied.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not valid TOML.
+    """
     path = Path(path)
     try:
         values = tomllib.loads(path.read_text())
@@ -104,7 +114,7 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    return _build(TrainConfig, values, str(path))
+    return values
 
 
 def to_dict(config: TrainConfig) -> dict:

@@ -31,7 +31,7 @@ import numpy as np
 
 from handseg_core import handcrop
 from handseg_training import data as D
-from handseg_training.oodset import excluded
+from handseg_training.data import excluded
 
 
 @dataclass

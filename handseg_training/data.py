@@ -7,9 +7,9 @@ augmented on the training device (see `augment.py`) without a data-loader proces
 from __future__ import annotations
 
 import csv
+import fnmatch
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +17,24 @@ import cv2
 import numpy as np
 import torch
 
+from handseg_core import atomic
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+# What training must not see (the out-of-domain set, research/oodset.py, is built from them);
+# configs list the same patterns in data.exclude.
+EXCLUDE = ["backgrounds/urban100/*", "backgrounds/sun_hays80/*", "faces_utk/images/*0.jpg"]
+
+
+def excluded(path: Path, root: Path, patterns: list[str]) -> bool:
+    """Whether `path` (below `root`) matches one of the glob `patterns`."""
+    try:
+        relative = path.relative_to(root).as_posix()
+    except ValueError:
+        relative = path.as_posix()
+    return any(fnmatch.fnmatch(relative, pattern) for pattern in patterns)
 
 
 @dataclass
@@ -84,10 +99,8 @@ def _save_cache(tensor: torch.Tensor, path: Path | None) -> None:
     """Write atomically: runs started side by side share one cache and may read it meanwhile."""
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(tensor, tmp)
-    os.replace(tmp, path)
+    with atomic.replacing(path) as temporary:
+        torch.save(tensor, temporary)
 
 
 def load_pairs(

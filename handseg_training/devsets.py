@@ -4,18 +4,19 @@
 
 Sets: egohands_cross14 (cross-video test), egohands_400 (training frames), the 11k Hands
 subjects held out of training (per skin-colour group too), massey_asl and sign_digits (training
-photos). Protocol: mean per-image hand IoU with the default refinement, as `handseg eval`; with
-`--rembg`, of the mask rembg makes with the model's rembg export, cut at half. The JSON keeps
-each photo's IoU, so two models' runs can be compared photo by photo (handseg_training.paired).
+photos). Protocol: mean per-image hand IoU with the default refinement, as `handseg eval`
+(`measure` takes another segmenter too: research/rembg_devsets.py scores the rembg export
+through rembg itself). The JSON keeps each photo's IoU, so two models' runs can be compared
+photo by photo (research.paired).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -86,37 +87,12 @@ def enlarged(image_path: Path, mask_path: Path | None, zoom: float) -> tuple[np.
     return big, cv2.resize(truth.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
 
 
-def rembg_segmenter(model: str):
-    """A function from an image (path or RGB array) to the hand mask that rembg itself makes with
-    `model`'s rembg export (`handseg export --format rembg`), cut at half."""
-    import atexit
-    import shutil
-    import tempfile
-
-    import rembg
-    from PIL import Image
-
-    from handseg_plugins.rembg import REMBG_SESSION, export_for_rembg
-
-    home = Path(tempfile.mkdtemp(prefix="handseg-rembg-"))
-    atexit.register(shutil.rmtree, home, True)
-    path, _ = export_for_rembg(model, home)
-    os.environ["U2NET_HOME"] = str(home)  # rembg accepts model paths only inside its folders
-    session = rembg.new_session(REMBG_SESSION, model_path=str(path))
-
-    def segment(image) -> np.ndarray:
-        rgb = D.read_rgb(image) if isinstance(image, Path) else image
-        return np.asarray(rembg.remove(Image.fromarray(rgb), session=session, only_mask=True)) >= 128
-
-    return segment
-
-
 def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, refinement: Refinement | None = None,
             limit: int | None = None, flip_tta: bool = False, zoom: float = 1.0, adapt_size: bool = True,
-            via_rembg: bool = False, find_hands: bool = True) -> dict:
-    if via_rembg:
-        segment = rembg_segmenter(model)
-    else:
+            find_hands: bool = True, segment: Callable | None = None) -> dict:
+    """Each set's scores for `model` as the engine runs it with these settings, or as `segment`
+    (an image path or RGB array -> a bool mask) makes its masks where given."""
+    if segment is None:
         session = load_model(model, device="cpu")
 
         def segment(image) -> np.ndarray:
@@ -152,37 +128,45 @@ def measure(model: str, root: Path, sets=SETS, input_size: int | None = None, re
         result.update(with_hand=shown, found=found, empty=empty, hand_free=len(pairs) - shown, false=false)
         if by_group:
             result["groups"] = {k: v.summary() for k, v in sorted(by_group.items())}
-        result["per_image"] = per_image  # for paired comparisons (python -m handseg_training.paired)
+        result["per_image"] = per_image  # for paired comparisons (python -m research.paired)
         results[name] = result
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m handseg_training.devsets")
+def parser(prog: str = "python -m handseg_training.devsets") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("model")
     parser.add_argument("--data-root", default="../shared/data")
-    parser.add_argument("--size", type=int, help="largest long side the network sees (default: the model's)")
     parser.add_argument("--sets", nargs="*", default=SETS)
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--flip-tta", action="store_true", help="average with the mirrored image (two passes)")
     parser.add_argument("--zoom", type=float, default=1.0,
                         help="enlarge every photo this many times first (a stand-in for high-resolution photos)")
-    parser.add_argument("--fixed-size", action="store_true", help="one pass at --size, no adapting to the hands' size")
-    parser.add_argument("--rembg", action="store_true",
-                        help="run the model's rembg export through rembg itself (needs rembg installed)")
-    parser.add_argument("--whole-image", action="store_true", help="without the hand finder: the whole-image network only")
     parser.add_argument("--json")
-    args = parser.parse_args()
-    results = measure(args.model, Path(args.data_root), args.sets, args.size, limit=args.limit, flip_tta=args.flip_tta,
-                      zoom=args.zoom, adapt_size=not args.fixed_size, via_rembg=args.rembg,
-                      find_hands=not args.whole_image)
+    return parser
+
+
+def report(results: dict, json_path: str | None) -> None:
+    """One line a set on stdout; the whole results as JSON where a path is given."""
     for name, r in results.items():
         groups = "  ".join(f"{g} {v['iou']:.3f} ({v['images']})" for g, v in r.get("groups", {}).items())
         false = f"  false hands {r['false']}/{r['hand_free']}" if r["hand_free"] else ""
         print(f"{name:18s} IoU {r['iou']:.4f}  images {r['images']:5d}  found {r['found']}/{r['with_hand']} "
               f"(empty {r['empty']}){false}  {r['seconds']:6.1f} s  {groups}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=2))
+
+
+def main() -> None:
+    arguments = parser()
+    arguments.add_argument("--size", type=int, help="largest long side the network sees (default: the model's)")
+    arguments.add_argument("--flip-tta", action="store_true", help="average with the mirrored image (two passes)")
+    arguments.add_argument("--fixed-size", action="store_true", help="one pass at --size, no adapting to the hands' size")
+    arguments.add_argument("--whole-image", action="store_true",
+                           help="without the hand finder: the whole-image network only")
+    args = arguments.parse_args()
+    results = measure(args.model, Path(args.data_root), args.sets, args.size, limit=args.limit, flip_tta=args.flip_tta,
+                      zoom=args.zoom, adapt_size=not args.fixed_size, find_hands=not args.whole_image)
+    report(results, args.json)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
-import os
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,9 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from handseg_core.errors import ModelError
-from handseg_core.registry import ModelSpec, sha256_of
+from handseg_core.registry import ModelSpec
 from handseg_training.config import TrainConfig
+# Writing and listing ONNX files needs no torch (`handseg quantize` uses them alone); kept
+# importable from here for the trainers.
+from handseg_training.onnx_files import add_metadata, index_entry, register, write_model  # noqa: F401
 
 OPSET = 17
 
@@ -104,17 +103,6 @@ def half_weights(onnx_bytes: bytes, min_elements: int = 256) -> bytes:
     return proto.SerializeToString()
 
 
-def add_metadata(onnx_bytes: bytes, metadata: dict[str, str]) -> bytes:
-    import onnx
-
-    proto = onnx.load_from_string(onnx_bytes)
-    del proto.metadata_props[:]
-    for key, value in sorted(metadata.items()):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    return proto.SerializeToString()
-
-
 def check_against_torch(model: nn.Module, onnx_bytes: bytes, sizes=((288, 512), (320, 224)), channels: int = 3) -> float:
     """Largest absolute probability difference between torch and ONNX Runtime on random inputs."""
     import onnxruntime as ort
@@ -160,87 +148,3 @@ def export(
         raise RuntimeError(f"ONNX export differs from torch by {difference:.2e} (> {tolerance:.0e}); not written")
     digest = write_model(data, out_path)
     return replace(spec, sha256=digest, folder=str(out_path.parent))
-
-
-def write_model(data: bytes, out_path: Path) -> str:
-    """Write an ONNX file (through a temporary name) and its `.sha256` sidecar; returns the digest."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(out_path)
-    digest = sha256_of(data)
-    out_path.with_name(out_path.name + ".sha256").write_text(f"{digest}  {out_path.name}\n")
-    return digest
-
-
-def index_entry(spec: ModelSpec, default: bool = False) -> dict:
-    """The spec as an entry of a models folder's index.json."""
-    entry = {k: v for k, v in spec.__dict__.items() if k != "folder"}
-    entry["mean"], entry["std"] = list(spec.mean), list(spec.std)
-    if default:
-        entry["default"] = True
-    return json.loads(json.dumps(entry))
-
-
-def register(spec: ModelSpec, folder: Path, default: bool = False) -> Path:
-    """List `spec` in `folder`/index.json (replacing an entry of the same name or file), copying
-    its ONNX file and `.sha256` sidecar into `folder` when they live elsewhere. Returns the index.
-
-    With `default`, the entry carries the default mark and no other entry keeps it.
-
-    Raises:
-        ModelError: the folder's index.json exists but cannot be read.
-        OSError: the folder or its files cannot be written.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / spec.file
-    if spec.path.resolve() != target.resolve():
-        _copy_atomically(spec.path, target)
-        sidecar = spec.path.with_name(spec.path.name + ".sha256")
-        if sidecar.exists():
-            _copy_atomically(sidecar, target.with_name(target.name + ".sha256"))
-    index = folder / "index.json"
-    entries = _index_entries(index)
-    entry = index_entry(replace(spec, folder=str(folder)), default)
-    if default:
-        for other in entries:
-            other.pop("default", None)
-    same = [i for i, other in enumerate(entries) if other.get("name") == spec.name or other.get("file") == spec.file]
-    if same:
-        entries[same[0]] = entry
-        entries = [other for i, other in enumerate(entries) if i not in same[1:]]
-    else:
-        entries.append(entry)
-    _write_text_atomically(index, json.dumps({"models": entries}, indent=2) + "\n")
-    return index
-
-
-def _index_entries(index: Path) -> list[dict]:
-    if not index.exists():
-        return []
-    try:
-        entries = json.loads(index.read_text())["models"]
-        return [dict(entry) for entry in entries]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{index}: not a valid model index ({exc}); fix it or move it away") from None
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from handseg_core import atomic
 from handseg_core.finder import FinderOptions, FoundHand, load_finder
 
 # Rich test-time variants: training photos are read once, so recall is worth the time (4 passes)
@@ -98,9 +99,7 @@ def main(argv=None) -> int:
 
         found = landmarks_of_set(folder, progress=progress)
         target = args.out / f"{name}.json"
-        tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(found))
-        tmp.replace(target)
+        atomic.write_text(target, json.dumps(found))
         hands = [h for v in found.values() for h in v]
         print(f"{target}: {len(hands)} hands in {sum(1 for v in found.values() if v)} of {len(found)} photos, "
               f"{sum(h['instance'] < 0 for h in hands)} on no hand")

@@ -29,6 +29,7 @@ import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from handseg_core.errors import ImageError
 from handseg_core.images import load_rgb
 from handseg_core.preprocess import prepare
 from handseg_core.registry import ModelSpec
-from handseg_training.export import add_metadata, write_model
+from handseg_training.onnx_files import add_metadata, write_model
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 PERCENTILE = 99.99
@@ -111,17 +112,24 @@ def calibration_tensors(spec: ModelSpec, photos: list[Path], count: int, seed: i
         return hand_crop_tensors(spec, picks, count)
     height, width = calibration_shape(spec)
     tensors, skipped = [], []
-    for path in picks:
-        if len(tensors) == count:
-            break
+    for rgb in readable(picks, skipped, lambda: len(tensors) < count):
+        crop = cover_crop(rgb, height, width)
+        tensors.append(prepare(crop, width, spec.mean, spec.std, spec.stride).tensor)
+    return tensors, skipped
+
+
+def readable(photos: list[Path], skipped: list[str], wanted) -> Iterator[np.ndarray]:
+    """The RGB pixels of each photo while `wanted()`; one line in `skipped` for each that cannot
+    be read."""
+    for path in photos:
+        if not wanted():
+            return
         try:
             rgb = load_rgb(path)
         except ImageError as exc:
             skipped.append(str(exc))
             continue
-        crop = cover_crop(rgb, height, width)
-        tensors.append(prepare(crop, width, spec.mean, spec.std, spec.stride).tensor)
-    return tensors, skipped
+        yield rgb
 
 
 def hand_crop_tensors(spec: ModelSpec, photos: list[Path], count: int):
@@ -131,14 +139,7 @@ def hand_crop_tensors(spec: ModelSpec, photos: list[Path], count: int):
 
     finder = load_finder(threads=1)
     tensors, skipped = [], []
-    for path in photos:
-        if len(tensors) == count:
-            break
-        try:
-            rgb = load_rgb(path)
-        except ImageError as exc:
-            skipped.append(str(exc))
-            continue
+    for rgb in readable(photos, skipped, lambda: len(tensors) < count):
         for hand in finder.find(rgb)[: count - len(tensors)]:
             square = handcrop.crop_square(hand.landmarks)
             tensors.append(handcrop.crop_input(rgb, hand.landmarks, square, spec.mean, spec.std, spec.input_size)[None])

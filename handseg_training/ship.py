@@ -186,7 +186,7 @@ def export_float(checkpoint: Path, models: Path, name: str, reused: list[int]):
 
 def quantize_default(float_spec, models: Path, data_root: Path, name: str, reused: list[int]):
     """Step 4: the int8 model, calibrated on CALIBRATION, the default of `models`."""
-    from handseg_training.export import register
+    from handseg_training.onnx_files import register
     from handseg_training.quantize import gather_photos, quantize
 
     path = models / f"{name}.onnx"
@@ -232,7 +232,7 @@ def measure(specs: list, models: Path, out: Path, data_root: Path, ood: Path | N
             default: str) -> dict:
     """Step 5: each model's IoU on the dev sets, into its index entry and OUT/eval/<name>.json."""
     from handseg_training.devsets import measure as measure_model
-    from handseg_training.export import register
+    from handseg_training.onnx_files import register
 
     sets = dev_sets(data_root, ood)
     if not sets:
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fresh", action="store_true",
                         help="delete what an earlier call wrote in OUT instead of reusing it (nothing else there)")
     args = parser.parse_args(argv)
-    from handseg_training.export import register
+    from handseg_training.onnx_files import register
 
     configs = args.configs or list(RECIPE)
     if args.data_seeds is None:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from handseg_core import atomic
 from handseg_core.metrics import MaskStats
 from handseg_core.preprocess import default_long_side, prepare, restore
 from handseg_training import data as D
@@ -25,7 +26,7 @@ from handseg_training import datasets as DS
 from handseg_training.augment import composites, photometric, random_crops
 from handseg_training.config import TrainConfig, to_dict
 from handseg_training.model import build_model, load_fitting
-from handseg_training.oodset import excluded
+from handseg_training.data import excluded
 
 log = logging.getLogger(__name__)
 STRIDE = 32
@@ -95,6 +96,19 @@ def prepare_data(cfg: TrainConfig, cache_dir: Path | None) -> TrainingData:
         val_pairs=val_pairs,
         holdout_hands=holdout,
     )
+
+
+def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, amp, x: torch.Tensor, y: torch.Tensor,
+                  loss: str) -> torch.Tensor:
+    """One optimiser step on the batch (x, y), the forward pass under `amp` (autocast or not);
+    returns the loss, still on the device."""
+    with amp:
+        logits = model(x)
+    value = loss_fn(logits.float(), y, loss)
+    optimizer.zero_grad(set_to_none=True)
+    value.backward()
+    optimizer.step()
+    return value
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
@@ -210,9 +224,8 @@ def save_checkpoint(model: torch.nn.Module, cfg: TrainConfig, path: Path, extra:
     written = []
     for index, part in enumerate(parts):
         target = part_path(path, index)
-        tmp = target.with_suffix(".tmp")
-        save_file(part, str(tmp), metadata=metadata if index == 0 else {"part": str(index + 1)})
-        tmp.replace(target)
+        with atomic.replacing(target) as temporary:
+            save_file(part, str(temporary), metadata=metadata if index == 0 else {"part": str(index + 1)})
         written.append(target)
     stale = len(parts)
     while part_path(path, stale).exists():  # parts of an earlier, larger save
@@ -362,12 +375,7 @@ def run(cfg: TrainConfig, out_dir: Path, device: str = "auto", cache_dir: Path |
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = make_batch(cfg, data, gen, dev)
-        with amp:
-            logits = model(x)
-        loss = loss_fn(logits.float(), y, cfg.loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = training_step(model, optimizer, amp, x, y, cfg.loss)
         step += 1
         seen += x.shape[0]
         if step % cfg.log_every == 0 or step == 1:  # reading the loss waits for the GPU: only when logging

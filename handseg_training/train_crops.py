@@ -63,20 +63,9 @@ class CropTrainConfig:
 
 
 def load_crop_config(path: Path, overrides: dict | None = None) -> CropTrainConfig:
-    import tomllib
+    from handseg_training.config import _build, read_values
 
-    from handseg_training.config import _build
-
-    values = tomllib.loads(Path(path).read_text())
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = values
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return _build(CropTrainConfig, values, str(path))
+    return _build(CropTrainConfig, read_values(path, overrides), str(path))
 
 
 def widen_stem(model: torch.nn.Module, extra: int = handcrop.LANDMARK_CHANNELS) -> None:
@@ -151,7 +140,7 @@ def batches(sampler, cfg: CropTrainConfig):
 
 
 def run(cfg: CropTrainConfig, out_dir: Path, progress=None, device: str = "auto") -> dict:
-    from handseg_training.train import hold_batchnorm, learning_rate, loss_fn, pick_device, save_checkpoint
+    from handseg_training.train import hold_batchnorm, learning_rate, pick_device, save_checkpoint, training_step
 
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
@@ -185,12 +174,7 @@ def run(cfg: CropTrainConfig, out_dir: Path, progress=None, device: str = "auto"
         inputs, targets = next(draws)
         x = to_batch(inputs, cfg, gen).to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
         y = torch.from_numpy(targets).to(dev, non_blocking=True)
-        with amp:
-            logits = model(x)
-        loss = loss_fn(logits.float(), y, cfg.loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = training_step(model, optimizer, amp, x, y, cfg.loss)
         step += 1
         if step % cfg.log_every == 0 or step == 1:
             value = float(loss.detach())

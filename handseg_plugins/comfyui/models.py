@@ -86,14 +86,7 @@ def is_offered(path: Path, folder: Path) -> bool:
 
 def model_choices() -> list[str]:
     """The dropdown: registry names (the default model first), then files of the models folder."""
-    names = list(registry.available_models())
-    try:
-        default = registry.default_model_name()
-    except ModelError:
-        default = None
-    if default in names:
-        names.remove(default)
-        names.insert(0, default)
+    names = [spec.name for spec in registry.models_for_menu()[0]]
     return names + [f for f in model_files() if f not in names]
 
 

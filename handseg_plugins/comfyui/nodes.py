@@ -5,19 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PIL import ImageColor
 
 import handseg_core
 from handseg_core import HandSegmenter, HandsegError, Refinement
 from handseg_core import refine as _refine
-from handseg_core.hands import MENU as HAND_MENU
+from handseg_core.compose import parse_colour
+from handseg_core.options import DEVICES, INFERENCE, REFINEMENT, HAND_MENU, Option, refinement_from
 
 from handseg_plugins.comfyui.convert import arrays_to_images, arrays_to_masks, images_to_arrays, masks_to_arrays
 from handseg_plugins.comfyui.models import model_choices, resolve_model
 
 CATEGORY = "handseg"
 MODEL_TYPE = "HANDSEG_MODEL"
-DEVICES = ["auto", "cpu", "cuda"]
 _DEFAULTS = Refinement()
 
 _MASK_CONVENTION = (
@@ -26,23 +25,24 @@ _MASK_CONVENTION = (
 )
 
 
-def _fraction(default: float, tooltip: str, maximum: float = 0.5) -> tuple[str, dict]:
-    return ("FLOAT", {"default": default, "min": 0.0, "max": maximum, "step": 0.001, "tooltip": tooltip})
+def _widget(option: Option) -> tuple[str, dict]:
+    """A ComfyUI input built from handseg's description of the option."""
+    if option.kind is bool:
+        return ("BOOLEAN", {"default": option.default, "tooltip": option.help})
+    return ("FLOAT", {"default": option.default, "min": option.low, "max": option.top, "step": option.step,
+                      "tooltip": option.help})
 
 
-_THRESHOLD = ("FLOAT", {
-    "default": _DEFAULTS.threshold, "min": 0.0, "max": 1.0, "step": 0.01,
-    "tooltip": "Hand probability at or above which a pixel counts as hand.",
-})
-_DILATE = _fraction(0.0, "Grow the mask by this fraction of the image's short side (0.01 = 1%).")
-_ERODE = _fraction(0.0, "Shrink the mask by this fraction of the image's short side (0.01 = 1%).")
-_FEATHER = _fraction(0.0, "Width of a soft edge, as a fraction of the image's short side; 0 = hard edge.")
+def _refinement_widgets(*names: str) -> dict[str, tuple[str, dict]]:
+    return {name: _widget(REFINEMENT[name]) for name in names}
+
+
+_SIZE = INFERENCE["input_size"]
 _MAX_SIZE = ("INT", {
-    "default": 0, "min": 0, "max": 2048, "step": 32,
-    "tooltip": "Largest long side in pixels the network sees; 0 = the model's (512). Larger images are reduced to it, "
-               "smaller ones keep their own size. 768 gives finer masks of small hands in large scenes or video "
-               "frames, in about twice the time; keep 0 for close-ups and portraits, where it does worse.",
+    "default": 0, "min": 0, "max": _SIZE.high, "step": _SIZE.step,
+    "tooltip": _SIZE.help.replace("default: the model's", "0: the model's"),
 })
+_FLIP_TTA = _widget(INFERENCE["flip_tta"])
 _HANDS = ([value for value, _, _ in HAND_MENU], {
     "default": "all",
     "tooltip": "Which hands to keep: " + "; ".join(f"{value}: {text.lower()}" for value, _, text in HAND_MENU) + ".",
@@ -50,14 +50,21 @@ _HANDS = ([value for value, _, _ in HAND_MENU], {
 _INVERT = ("BOOLEAN", {"default": False, "tooltip": "Use 1 - mask (for masks from Load Image, which are 1 - alpha)."})
 
 
-def _parse_colour(text: str) -> tuple[int, int, int]:
-    value = text.strip()
-    if value and value[0] != "#" and all(c in "0123456789abcdefABCDEF" for c in value) and len(value) in (3, 6):
-        value = "#" + value
-    try:
-        return ImageColor.getrgb(value)[:3]
-    except ValueError:
-        raise HandsegError(f"background {text!r} is not a colour; use a name (white, black, green) or #RRGGBB") from None
+def _background_colour(text: str) -> tuple[int, int, int]:
+    colour = parse_colour(text)
+    if colour is None:
+        raise HandsegError(f"background {text!r} is not a colour; use a name (white, black, green) or #RRGGBB")
+    return colour
+
+
+# What the two model nodes take first: the loaded model and the image batch.
+_MODEL_AND_IMAGE = {"model": (MODEL_TYPE,), "image": ("IMAGE",)}
+
+
+class _Node:
+    """What every handseg node shares: its menu category."""
+
+    CATEGORY = CATEGORY
 
 
 def _match_batch(masks: list[np.ndarray], count: int) -> list[np.ndarray]:
@@ -68,12 +75,11 @@ def _match_batch(masks: list[np.ndarray], count: int) -> list[np.ndarray]:
     raise HandsegError(f"the mask batch has {len(masks)} masks but the image batch has {count} images")
 
 
-class HandsegLoadModel:
+class HandsegLoadModel(_Node):
     DESCRIPTION = (
         "Load a handseg hand-segmentation model, once, for the other Handseg nodes. Offers the models "
         "packaged with handseg and the .onnx files in ComfyUI's models/handseg folder."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "load"
     RETURN_TYPES = (MODEL_TYPE,)
     RETURN_NAMES = ("model",)
@@ -84,7 +90,7 @@ class HandsegLoadModel:
         return {
             "required": {
                 "model": (model_choices(), {"tooltip": "A packaged model, or an .onnx file in models/handseg."}),
-                "device": (DEVICES, {"default": "auto", "tooltip": "auto uses CUDA when onnxruntime-gpu is installed."}),
+                "device": (list(DEVICES), {"default": INFERENCE["device"].default, "tooltip": INFERENCE["device"].help}),
             }
         }
 
@@ -92,9 +98,8 @@ class HandsegLoadModel:
         return (handseg_core.load_model(resolve_model(model), device=device),)
 
 
-class HandsegHandMask:
+class HandsegHandMask(_Node):
     DESCRIPTION = "Find the hands in each image: a MASK (1 on hands) and the network's hand probability. " + _MASK_CONVENTION
-    CATEGORY = CATEGORY
     FUNCTION = "find_hands"
     RETURN_TYPES = ("MASK", "MASK")
     RETURN_NAMES = ("mask", "probability")
@@ -104,19 +109,12 @@ class HandsegHandMask:
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
-                "model": (MODEL_TYPE,),
-                "image": ("IMAGE",),
-                "threshold": _THRESHOLD,
+                **_MODEL_AND_IMAGE,
+                **_refinement_widgets("threshold"),
             },
             "optional": {
-                "open_size": _fraction(0.0, "Remove specks narrower than this fraction of the short side."),
-                "close_size": _fraction(0.0, "Bridge gaps narrower than this fraction of the short side."),
-                "dilate": _DILATE,
-                "erode": _ERODE,
-                "min_area": _fraction(_DEFAULTS.min_area, "Drop hand regions smaller than this fraction of the image."),
-                "fill_holes": _fraction(_DEFAULTS.fill_holes, "Fill holes in a hand smaller than this fraction of the image."),
-                "feather": _FEATHER,
-                "flip_tta": ("BOOLEAN", {"default": False, "tooltip": "Also run the mirrored image and average (slower)."}),
+                **_refinement_widgets("open_size", "close_size", "dilate", "erode", "min_area", "fill_holes", "feather"),
+                "flip_tta": _FLIP_TTA,
                 "max_size": _MAX_SIZE,
                 "hands": _HANDS,
             },
@@ -127,34 +125,30 @@ class HandsegHandMask:
         model: HandSegmenter,
         image: Any,
         threshold: float,
-        open_size: float = 0.0,
-        close_size: float = 0.0,
-        dilate: float = 0.0,
-        erode: float = 0.0,
+        open_size: float = _DEFAULTS.open_size,
+        close_size: float = _DEFAULTS.close_size,
+        dilate: float = _DEFAULTS.dilate,
+        erode: float = _DEFAULTS.erode,
         min_area: float = _DEFAULTS.min_area,
         fill_holes: float = _DEFAULTS.fill_holes,
-        feather: float = 0.0,
+        feather: float = _DEFAULTS.feather,
         flip_tta: bool = False,
         max_size: int = 0,
         hands: str = "all",
     ) -> tuple[Any, Any]:
-        refinement = Refinement(
-            threshold=threshold, open_size=open_size, close_size=close_size, dilate=dilate, erode=erode,
-            min_area=min_area, fill_holes=fill_holes, feather=feather,
-        )
-        results = [model.segment(rgb, refinement, input_size=max_size or None, flip_tta=flip_tta, keep=hands)
+        settings = refinement_from(locals())
+        results = [model.segment(rgb, settings, input_size=max_size or None, flip_tta=flip_tta, keep=hands)
                    for rgb in images_to_arrays(image)]
         return arrays_to_masks([r.alpha for r in results]), arrays_to_masks([r.probability for r in results])
 
 
-class HandsegRemoveBackground:
+class HandsegRemoveBackground(_Node):
     DESCRIPTION = (
         "Keep only the hands. By default the image is RGB with the hands on the background colour; "
         "with transparent on it is RGBA (4 channels: Save Image writes a transparent PNG, but some "
         "nodes expect 3 channels). The MASK output is the alpha used (1 on hands). Connect a mask to "
         "use it instead of running the model. " + _MASK_CONVENTION
     )
-    CATEGORY = CATEGORY
     FUNCTION = "remove_background"
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("image", "mask")
@@ -164,12 +158,10 @@ class HandsegRemoveBackground:
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
-                "model": (MODEL_TYPE,),
-                "image": ("IMAGE",),
+                **_MODEL_AND_IMAGE,
                 "transparent": ("BOOLEAN", {"default": False, "tooltip": "Output RGBA with a transparent background instead of RGB."}),
                 "background": ("STRING", {"default": "white", "tooltip": "Background colour for RGB output: a name or #RRGGBB."}),
-                "threshold": _THRESHOLD,
-                "feather": _FEATHER,
+                **_refinement_widgets("threshold", "feather"),
             },
             "optional": {
                 "mask": ("MASK", {"tooltip": "Cut out with this mask (1 = keep) instead of the model's."}),
@@ -192,7 +184,7 @@ class HandsegRemoveBackground:
         max_size: int = 0,
         hands: str = "all",
     ) -> tuple[Any, Any]:
-        colour = None if transparent else _parse_colour(background)
+        colour = None if transparent else _background_colour(background)
         rgbs = images_to_arrays(image)
         if mask is None:
             refinement = Refinement(threshold=threshold, feather=feather)
@@ -205,12 +197,11 @@ class HandsegRemoveBackground:
         return arrays_to_images(cutouts), arrays_to_masks(alphas)
 
 
-class HandsegRefineMask:
+class HandsegRefineMask(_Node):
     DESCRIPTION = (
         "Grow, shrink or feather a mask with handseg's post-processing. The mask is first cut at 0.5 "
         "(hand where mask >= 0.5). " + _MASK_CONVENTION
     )
-    CATEGORY = CATEGORY
     FUNCTION = "refine"
     RETURN_TYPES = ("MASK",)
     RETURN_NAMES = ("mask",)
@@ -221,9 +212,7 @@ class HandsegRefineMask:
         return {
             "required": {
                 "mask": ("MASK",),
-                "dilate": _DILATE,
-                "erode": _ERODE,
-                "feather": _FEATHER,
+                **_refinement_widgets("dilate", "erode", "feather"),
                 "invert": _INVERT,
             }
         }

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
-from handseg_core import HandsegError, __version__
+from handseg_core import HandsegError, __version__, atomic
 
 PLUGIN_NAME = "handseg"
 VENV_FOLDER = "venv"
@@ -240,10 +240,9 @@ def launcher_text(python: Path, fallback_python: str, venv: Path, folders: list[
 
 def write_launcher(target: Path, text: str) -> Path:
     launcher = target / f"{PLUGIN_NAME}.py"
-    partial = launcher.with_suffix(".py.partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.chmod(0o755)
-    os.replace(partial, launcher)
+    with atomic.replacing(launcher) as partial:
+        partial.write_text(text, encoding="utf-8")
+        partial.chmod(0o755)
     return launcher
 
 

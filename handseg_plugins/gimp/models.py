@@ -31,18 +31,12 @@ def model_menu() -> tuple[list[ModelChoice], str]:
     default model, so that the plug-in still registers and reports the problem when run.
     """
     try:
-        specs = list(registry.available_models().values())
+        specs, default = registry.models_for_menu()
     except HandsegError as exc:
         return [ModelChoice(DEFAULT_CHOICE, "Default model", str(exc))], DEFAULT_CHOICE
     if not specs:
         return [ModelChoice(DEFAULT_CHOICE, "Default model")], DEFAULT_CHOICE
-    entries = [ModelChoice(spec.name, spec.name, spec.description) for spec in specs]
-    try:
-        default = registry.default_model_name()
-    except HandsegError:
-        default = entries[0].name
-    names = [entry.name for entry in entries]
-    return entries, default if default in names else names[0]
+    return [ModelChoice(spec.name, spec.name, spec.description) for spec in specs], default or specs[0].name
 
 
 def model_to_load(choice: str) -> str | None:

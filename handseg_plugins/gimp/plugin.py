@@ -15,7 +15,7 @@ import gi
 import numpy as np
 
 import handseg_core
-from handseg_core.hands import MENU as HAND_MENU
+from handseg_core.options import HAND_MENU, INFERENCE, REFINEMENT
 from handseg_plugins.gimp.convert import (
     LAYER_FORMAT,
     READ_CHANNELS,
@@ -246,18 +246,15 @@ class HandsegPlugIn(Gimp.PlugIn):
             choice.add(entry.name, index, entry.label, entry.help)
         procedure.add_choice_argument("model", "_Model", "The handseg model that finds the hands",
                                       choice, default, GObject.ParamFlags.READWRITE)
-        procedure.add_double_argument("threshold", "_Threshold",
-                                      "Hand probability from which a pixel counts as hand (0..1)",
-                                      0.0, 1.0, 0.5, GObject.ParamFlags.READWRITE)
-        procedure.add_int_argument("max-size", "Max si_ze",
-                                   "Largest side in pixels the network sees; 0: the model's own (512). 768 gives "
-                                   "finer masks of small hands in large photos, in about twice the time; keep 0 for "
-                                   "close-ups and portraits, where it does worse",
-                                   0, 2048, 0, GObject.ParamFlags.READWRITE)
+        threshold, size = REFINEMENT["threshold"], INFERENCE["input_size"]
+        procedure.add_double_argument("threshold", "_Threshold", f"{threshold.help} ({threshold.range_text()})",
+                                      threshold.low, threshold.high, threshold.default, GObject.ParamFlags.READWRITE)
+        procedure.add_int_argument("max-size", "Max si_ze", size.help.replace("default: the model's", "0: the model's"),
+                                   0, size.high, 0, GObject.ParamFlags.READWRITE)
         hands = Gimp.Choice.new()
         for index, (value, label, text) in enumerate(HAND_MENU):
             hands.add(value, index, label, text)
-        procedure.add_choice_argument("hands", "_Hands", "Which hands to keep", hands, "all",
+        procedure.add_choice_argument("hands", "_Hands", INFERENCE["keep"].help, hands, INFERENCE["keep"].default,
                                       GObject.ParamFlags.READWRITE)
         return procedure
 

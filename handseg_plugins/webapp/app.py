@@ -9,14 +9,12 @@ import streamlit as st
 
 import handseg_core
 from handseg_core import HandsegError, HandSegmenter, Refinement, registry
+from handseg_core.options import FINE_INPUT_SIZE, REFINEMENT, Option, refinement_from
 from handseg_plugins.webapp.process import UPLOAD_TYPES, AppBackground, Processed, download_names, process, zip_results
 
 BACKGROUNDS = ("Transparent", "White", "Colour", "Image")
-DEFAULTS = Refinement()
-# "Small hands in a large photo": the network sees large photos at this long side instead of the
-# model's 512 (README, Options at inference: egohands_cross14 0.789 -> 0.810, about twice the
-# time; close-ups and hands over faces enlarged 3x fall from 0.914 / 0.844 to 0.835 / 0.712).
-FINE_SIZE = 768
+# The sliders of the sidebar's Refinement box; their ranges, defaults and help are REFINEMENT's.
+SLIDERS = ("dilate", "erode", "feather", "min_area", "fill_holes")
 
 
 @st.cache_resource(show_spinner="Loading the model...")
@@ -32,57 +30,50 @@ def process_cached(model: str, name: str, data: bytes, refinement: Refinement, b
     return process(get_model(model), name, data, refinement, background, input_size)
 
 
-def percent(label: str, key: str, default: float, top: float, step: float, help: str) -> float:
-    """A slider in percent that returns a fraction."""
-    return st.slider(label, 0.0, top, round(default * 100, 4), step, key=key, help=help, format="%.2f%%") / 100
+def slider(option: Option) -> float:
+    """A slider built from the option's description; fractions shown in percent."""
+    if option.name == "threshold":
+        return st.slider(option.title, option.low, option.top, option.default, option.step, key=option.name,
+                         help=option.help)
+    percent = st.slider(option.title, option.low * 100, option.top * 100, round(option.default * 100, 4),
+                        option.step * 100, key=option.name, help=option.help, format="%.2f%%")
+    return percent / 100
 
 
-def default_index(names: list[str]) -> int:
-    """The model named by ?model=NAME in the address, else the registry's default."""
+def default_index(names: list[str], default: str | None) -> int:
+    """The model named by ?model=NAME in the address, else the default (first in the menu)."""
     requested = st.query_params.get("model")
     if requested in names:
         return names.index(requested)
-    try:
-        default = registry.find(None).name
-    except HandsegError:
-        return 0
     return names.index(default) if default in names else 0
 
 
 def choose_model() -> str:
-    models = registry.available_models()
+    specs, default = registry.models_for_menu()
+    models = {spec.name: spec for spec in specs}
     names = list(models)
     if not names:
         st.error("No handseg model is installed: reinstall handseg or set HANDSEG_MODELS to a models folder.")
         st.stop()
-    name = st.selectbox("Model", names, index=default_index(names), key="model")
+    name = st.selectbox("Model", names, index=default_index(names, default), key="model")
     if models[name].description:
         st.caption(models[name].description)
     return name
 
 
 def choose_refinement() -> Refinement:
-    threshold = st.slider("Threshold", 0.0, 1.0, DEFAULTS.threshold, 0.01, key="threshold",
-                          help="Hand probability at or above which a pixel is hand.")
+    values = {"threshold": slider(REFINEMENT["threshold"])}
     with st.expander("Refinement", expanded=True):
-        short = "Percent of the image's short side."
-        dilate = percent("Dilate", "dilate", DEFAULTS.dilate, 10.0, 0.1, "Grow the mask. " + short)
-        erode = percent("Erode", "erode", DEFAULTS.erode, 10.0, 0.1, "Shrink the mask. " + short)
-        feather = percent("Feather", "feather", DEFAULTS.feather, 10.0, 0.1, "Soft edge of the cut-out. " + short)
-        min_area = percent("Minimum area", "min_area", DEFAULTS.min_area, 5.0, 0.01,
-                           "Drop hand regions smaller than this percent of the image.")
-        fill_holes = percent("Fill holes", "fill_holes", DEFAULTS.fill_holes, 5.0, 0.01,
-                             "Fill holes inside a hand smaller than this percent of the image (0: off).")
-    return DEFAULTS.with_(threshold=threshold, dilate=dilate, erode=erode, feather=feather,
-                          min_area=min_area, fill_holes=fill_holes)
+        values.update((name, slider(REFINEMENT[name])) for name in SLIDERS)
+    return refinement_from(values)
 
 
 def choose_input_size() -> int | None:
     fine = st.checkbox("Small hands in a large photo", key="fine",
-                       help=f"The network sees photos larger than 512 px at {FINE_SIZE} px: finer masks of small "
+                       help=f"The network sees photos larger than 512 px at {FINE_INPUT_SIZE} px: finer masks of small "
                             "hands in scenes and video frames, in about twice the time. Leave it off for close-ups "
                             "and portraits, where it finds the hands less well. Smaller photos are not changed.")
-    return FINE_SIZE if fine else None
+    return FINE_INPUT_SIZE if fine else None
 
 
 def choose_background() -> AppBackground:

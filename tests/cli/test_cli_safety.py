@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import handseg_cli
+from handseg_core import atomic
 import handseg_core.session
 
 from .helpers import digests, leftovers, save_picture
@@ -115,7 +116,7 @@ def test_a_refusing_output_folder_gives_one_line(handseg, photos, red_model, tmp
     def refuse(path, mode="r", *args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
-    monkeypatch.setattr(handseg_cli, "open", refuse, raising=False)
+    monkeypatch.setattr(atomic, "open", refuse, raising=False)  # the writer the CLI uses
     out = tmp_path / "out"
 
     run = handseg("mask", photos, "-o", out, "-m", red_model)

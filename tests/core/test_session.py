@@ -170,7 +170,7 @@ def test_module_level_cutout_without_a_mask(tmp_path):
 
 def test_public_api_is_small():
     assert set(handseg_core.__all__) == {
-        "ChecksumError", "HandSegmenter", "HandsegError", "ImageError", "ModelError", "Refinement",
+        "ChecksumError", "HandSegmenter", "HandsegError", "ImageError", "Inference", "ModelError", "Refinement",
         "SegmentationResult", "__version__", "cutout", "load_model", "refine", "segment"}
     assert all(hasattr(handseg_core, name) for name in handseg_core.__all__)
 

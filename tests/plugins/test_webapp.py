@@ -71,7 +71,7 @@ def with_photos(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
 
 
 def test_app_starts_with_the_registry_and_asks_for_photos(red_model, app):
-    assert app.selectbox(key="model").options == list(registry.available_models())
+    assert app.selectbox(key="model").options == [spec.name for spec in registry.models_for_menu()[0]]
     assert app.selectbox(key="model").value == registry.find(None).name
     assert app.slider(key="threshold").value == Refinement().threshold
     assert app.radio(key="background").options == ["Transparent", "White", "Colour", "Image"]

@@ -37,26 +37,13 @@ def test_scores_per_set_and_with_flip_tta(tmp_path):
     plain = measure(str(model), tmp_path, sets=["good", "spoilt"], refinement=unsnapped)
     assert plain["good"]["images"] == 3 and plain["good"]["iou"] > 0.95
     assert plain["spoilt"]["iou"] < 0.6
-    per_photo = plain["spoilt"]["per_image"]  # what handseg_training.paired compares
+    per_photo = plain["spoilt"]["per_image"]  # what research.paired compares
     assert sorted(per_photo) == ["p0", "p1", "p2"]
     assert np.mean(list(per_photo.values())) == pytest.approx(plain["spoilt"]["iou"])
     flipped = measure(str(model), tmp_path, sets=["good"], flip_tta=True, refinement=unsnapped)
     assert flipped["good"]["iou"] == pytest.approx(plain["good"]["iou"], abs=0.02)  # a pointwise model
     limited = measure(str(model), tmp_path, sets=["good"], limit=2)
     assert limited["good"]["images"] == 2
-
-
-def test_scores_the_rembg_export_as_rembg_runs_it(tmp_path, monkeypatch):
-    pytest.importorskip("rembg", reason='rembg is not installed (pip install "rembg[cpu,cli]")')
-    for name in ("REMBG_HOME", "XDG_DATA_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "u2net"))  # measure() points it elsewhere; undone after
-    _set(tmp_path / "good", 2, seed=0)
-    _set(tmp_path / "spoilt", 2, seed=10, spoil=True)
-    model = write_red_model(tmp_path / "models")
-    scores = measure(str(model), tmp_path, sets=["good", "spoilt"], via_rembg=True)
-    assert scores["good"]["images"] == 2 and scores["good"]["iou"] > 0.8
-    assert scores["spoilt"]["iou"] < 0.6
 
 
 def test_a_set_outside_the_root_is_found_by_its_path_and_a_missing_one_is_named(tmp_path, monkeypatch):

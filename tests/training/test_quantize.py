@@ -208,3 +208,13 @@ def test_a_per_hand_network_is_calibrated_on_the_finders_crops():
                                    handcrop.crop_square(hand.landmarks), spec.mean, spec.std, spec.input_size)
     np.testing.assert_allclose(tensors[0][0], expected, atol=1e-5)
     assert tensors[0][0, 3:].max() > 0  # the landmark channels are drawn
+
+
+def test_quantize_imports_no_torch():
+    """`handseg quantize` works without the training extra: onnx and ONNX Runtime are enough."""
+    import subprocess
+    import sys
+
+    check = "import sys, handseg_training.quantize, handseg_training.onnx_files; assert 'torch' not in sys.modules"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -11,8 +11,8 @@ from PIL import Image
 pytest.importorskip("torch")
 
 from handseg_training import data as D  # noqa: E402
-from handseg_training.oodset import EXCLUDE, build, excluded  # noqa: E402
-from . import fake_data  # noqa: E402
+from research.oodset import EXCLUDE, build, excluded  # noqa: E402
+from tests.training import fake_data  # noqa: E402
 
 
 @pytest.fixture(scope="module")

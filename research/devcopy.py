@@ -1,6 +1,8 @@
 """A small, downscaled copy of the training data, for a machine that cannot read ../shared/data.
+Found: a downscaled copy trains the same configs end to end on a machine without ../shared/data
+(for checking the path, not for shipping models).
 
-    python -m handseg_training.devcopy OUT_DIR [--data-root ../shared/data] [--ood OOD_DIR]
+    python -m research.devcopy OUT_DIR [--data-root ../shared/data] [--ood OOD_DIR]
         [--encoder-weights tf_efficientnet_lite0 ...]
 
 Each set keeps its layout (`images/` + `masks/`, `HandInfo.csv`), so a config trains on the copy
@@ -22,7 +24,7 @@ from pathlib import Path
 import cv2
 
 from handseg_training import data as D
-from handseg_training.oodset import EXCLUDE, excluded
+from handseg_training.data import EXCLUDE, excluded
 
 
 @dataclass(frozen=True)
@@ -110,10 +112,10 @@ def encoder_weights(encoder: str, out: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m handseg_training.devcopy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m research.devcopy", description=__doc__.splitlines()[0])
     parser.add_argument("out")
     parser.add_argument("--data-root", default="../shared/data")
-    parser.add_argument("--ood", help="an out-of-domain set (python -m handseg_training.oodset) to copy as ood/")
+    parser.add_argument("--ood", help="an out-of-domain set (python -m research.oodset) to copy as ood/")
     parser.add_argument("--encoder-weights", nargs="*", default=[], metavar="ENCODER",
                         help="also write these encoders' ImageNet weights (fp16) to OUT/weights/")
     args = parser.parse_args()

@@ -6,7 +6,7 @@ import numpy as np
 
 import pytest
 
-from handseg_training.errors import decompose, iou, kinds_of_errors, past_wrists, read_landmarks
+from research.errors import decompose, iou, kinds_of_errors, past_wrists, read_landmarks
 
 
 def _case():

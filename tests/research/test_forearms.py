@@ -10,7 +10,7 @@ from PIL import Image
 
 from handseg_training import data as D
 from handseg_training.augment import AugmentConfig, composites
-from handseg_training.forearms import SIZE, main, with_forearm
+from research.forearms import SIZE, main, with_forearm
 from tests.training import fake_data
 from tests.training.fake_data import _hand
 

@@ -1,13 +1,15 @@
 """Where a model's errors on a set lie: its IoU, and what it would be without each kind of error.
+Found: on egohands_cross14 (0.797) most of the loss lies within 2 px of the true outline (0.845
+without it) and in false regions at the frame's border (0.823); 0.034 lies past the wrists.
 
-    python -m handseg_training.errors handseg-lite2-int8 --sets egohands_cross14 egohands_400 [--band 2]
+    python -m research.errors handseg-lite2-int8 --sets egohands_cross14 egohands_400 [--band 2]
         [--wrists LANDMARKS.json]
 
 Each wrong pixel (against the truth) is put in one kind, the first that fits:
 
 - `outline`: within --band px of the true outline (how precisely the labels and the mask follow
   the hand's edge);
-- `past_wrist` (with --wrists, hand landmarks from `handseg_training/landmarks.py`): past a
+- `past_wrist` (with --wrists, hand landmarks from `research/landmarks.py`): past a
   hand's wrist, on the side away from its fingers, within 1.5 palm lengths of the wrist (where
   a mask's wrist convention shows: EgoHands' polygons stop near the wrist);
 - `frame_edge`: in a false region that touches the photo's border (in EgoHands frames: the
@@ -102,7 +104,7 @@ def decompose(predicted: np.ndarray, truth: np.ndarray, band: int = 2, hands: li
 
 
 def read_landmarks(path: Path) -> dict[str, list]:
-    """{photo stem: [hand landmarks]} from `handseg_training/landmarks.py`'s JSON.
+    """{photo stem: [hand landmarks]} from `research/landmarks.py`'s JSON.
 
     Raises:
         SystemExit: the file is missing or is not such a JSON.
@@ -139,14 +141,14 @@ def measure(model: str, root: Path, sets: list[str], band: int = 2, limit: int |
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m handseg_training.errors", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m research.errors", description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--sets", nargs="+", default=["egohands_cross14"])
     parser.add_argument("--band", type=int, default=2, help="px either side of the true outline [default: 2]")
     parser.add_argument("--limit", type=int, help="photos a set at most, spread evenly [default: all]")
     parser.add_argument("--wrists", type=Path, metavar="LANDMARKS.json",
-                        help="hand landmarks of the sets' photos (handseg_training/landmarks.py): adds "
+                        help="hand landmarks of the sets' photos (research/landmarks.py): adds "
                              "the errors past the wrists, and the prediction cut at them")
     parser.add_argument("--wrist-margin", type=float, default=0.0,
                         help="for cut_at_wrist: move the cut this many palm lengths towards the arm [default: 0]")

@@ -231,9 +231,17 @@ def path_exists(path: str) -> bool:
     return (ROOT / path).exists()
 
 
+def is_placeholder(name: str) -> bool:
+    """`research.MODULE`, `MODEL.onnx`: a part in capitals stands for the reader's own."""
+    return any(re.fullmatch(r"[A-Z][A-Z0-9_]+", part) for part in re.split(r"[./]", name))
+
+
 def module_exists(name: str) -> bool:
     """A module importable by that name (found without running it), a module file or package
-    under the root, or a name defined at the top of an existing module."""
+    under the root, or a name defined at the top of an existing module (a placeholder such as
+    `research.MODULE` passes)."""
+    if is_placeholder(name):
+        return True
     if (ROOT / (name.replace(".", "/") + ".py")).is_file() or (ROOT / name.replace(".", "/")).is_dir():
         return True
     try:

@@ -2,7 +2,7 @@
 
     handseg quantize handseg-lite2 PHOTOS... -o handseg-lite2-int8.onnx
 
-What is quantised, and why (measured on lite2; README, "int8"):
+What is quantised, and why (measured on lite2; docs/models.md, "int8"):
 - Only the convolutions, as QDQ pairs (per-channel int8 weights, uint8 activations). Quantising
   Add and Concat as well quantises the float arithmetic that computes the encoder's "same"
   padding at run time, and the feature maps come out at wrong sizes (ONNX Runtime's quantised

@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"{config}: no such config")
     data_root = Path(args.data_root)
     if not data_root.is_dir():
-        parser.error(f"--data-root {data_root}: no such folder (the training data; see README, Training)")
+        parser.error(f"--data-root {data_root}: no such folder (the training data; see docs/training.md)")
     ood = args.ood or (data_root / "ood" if (data_root / "ood").is_dir() else None)
     if args.fresh:
         forget(args.out, [load_config(c).name for c in configs])

@@ -8,7 +8,7 @@ wrote, such as the packaged handseg-lite2.onnx. The result holds (1 - weight) * 
 batch-norm statistics included. Averaging works for models that started from the same weights,
 as all handseg runs of one encoder do (the same ImageNet encoder, the decoder drawn from the same
 seed); two runs of different recipes then land close enough that their mean is a model too,
-often better than either on what one of them is weak at (README, Candidates).
+often better than either on what one of them is weak at (docs/experiments.md).
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """Training the per-hand segmenter: DeepLabV3+ on upright crops around each found hand, with the
 hand's landmarks drawn as two input channels beside the RGB (`handseg_training.crops`).
 
-    python -m handseg_training.train_crops handseg_training/configs/crop-lite2-cpu.toml --out runs/crop
+    python -m handseg_training.train_crops handseg_training/configs/hands-lite2-cpu.toml --out runs/hands
 
 It starts from a whole-image model (`init_from`, e.g. the packaged float handseg-lite2.onnx):
 the stem convolution gets two more input channels, their weights zero, so that before training it
 is that model on the crop, blind to the landmarks; training teaches it which skin they point at.
 BatchNorm statistics are held (`freeze_batchnorm`), as small CPU batches would replace them. The
 result is one ONNX file (input [N, 5, S, S]: normalised RGB, then the two drawings), its
-settings in its metadata, registered with `--register FOLDER`.
+settings in its metadata (OUT/<name>.onnx; list it in a models folder's index.json to use it,
+docs/training.md, "The per-hand network").
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Found: drawn forearms labelled background are learnt but do not carry over to re
 
 The hand photos' masks run to the photo's edge at the wrist, and pasted hands never show an arm,
 while EgoHands' masks stop at the wrist: the network takes new scenes' forearms and sleeves for
-hand (README, Known limits: 0.035 of cross14's IoU lies past the wrists). This makes a set in
+hand (docs/models.md, Known limits: 0.035 of cross14's IoU lies past the wrists). This makes a set in
 which each hand photo (with one hand found by `landmarks.py`) is padded on its arm's side and
 given a forearm running from the wrist off the photo's edge: the wrist's own colours across its
 width, drawn on along the arm with its shading, slowly widening; half of them covered by a

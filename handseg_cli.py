@@ -465,7 +465,7 @@ def plan_outputs(sources: list[Source], out_dir: Path, overwrite: bool) -> Plan:
 class Decoded:
     """A decoded input: its pixels for the model and, for cut-outs, the image itself."""
 
-    rgb: np.ndarray | None  # None: the engine decodes the file itself (a large JPEG at reduced scale)
+    rgb: np.ndarray | Image.Image | None  # None: the engine decodes the file itself (a large JPEG at reduced scale)
     image: Image.Image | None = None
 
 
@@ -620,10 +620,12 @@ def decode_in_engine(path: Path) -> Decoded:
 
 
 def decode_with_image(path: Path) -> Decoded:
-    from handseg_core.images import open_image, to_rgb_array
+    """The image itself, for the engine and for the cut-out: no array copy of a large photo (the
+    engine reduces one over its working size without one)."""
+    from handseg_core.images import open_image
 
     image = open_image(path)
-    return Decoded(to_rgb_array(image), image)
+    return Decoded(image, image)
 
 
 def summary(counts: Counts, plan: Plan, out_dir: Path) -> str:
@@ -754,7 +756,7 @@ def cutout(inputs: tuple[str, ...], out_dir: Path, recursive: bool, overwrite: b
 
     settings = ModelSettings.from_options(options)
     run_batch(inputs, out_dir, recursive, overwrite, settings, "cutout", decode_with_image,
-              lambda decoded, result: cutout_image(decoded.image, result.alpha, background))
+              lambda decoded, result: cutout_image(decoded.image, result.alpha, background, reuse=True))
 
 
 # --- eval

@@ -340,6 +340,76 @@ def cli_batch(in_dir: Path, out_dir: Path, count: int, input_size: int | None) -
 
 
 # ---------------------------------------------------------------------------------------------
+# huge photos: peak memory and time of one cut-out
+
+
+HUGE = (("jpeg", (12000, 9000)), ("png", (12247, 12247)))  # 108 Mpx and 150 Mpx, under images.MAX_PIXELS
+HUGE_LIMIT_MB = 2048
+
+
+def huge_photo(path: Path, size: tuple[int, int], source: Path | None) -> Path:
+    """A photo of `size` (width, height) at `path`: the test photo (or a synthetic one) enlarged,
+    with a little noise so that its file is the size of a real photo's. Reused when there."""
+    if path.exists():
+        return path
+    import cv2
+    import numpy as np
+
+    small = cv2.imread(str(source)) if source and source.exists() else None
+    if small is None:
+        small = np.asarray(synthetic_photo((1280, 720)))[:, :, ::-1]
+    big = cv2.resize(small, size, interpolation=cv2.INTER_CUBIC)
+    rng = np.random.default_rng(0)
+    for y in range(0, big.shape[0], 1024):  # in bands: a full-size noise array would double the memory
+        band = big[y:y + 1024]
+        np.minimum(band, 251, out=band)
+        band += rng.integers(0, 4, band.shape, dtype=np.uint8)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 90] if path.suffix == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    temporary = path.with_suffix(".tmp" + path.suffix)
+    if not cv2.imwrite(str(temporary), big, params):
+        raise RuntimeError(f"cannot write {temporary}")
+    os.replace(temporary, path)
+    return path
+
+
+def huge_cutouts(folder: Path, source: Path | None, model: str | None = None) -> list[dict]:
+    """`handseg cutout` of each HUGE photo in a fresh process: peak RSS (MiB) and wall time.
+
+    The CLI is this checkout's (PYTHONPATH), run from a small launcher (`measured`) so that the
+    child's high-water mark is its own."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for kind, size in HUGE:
+        photo = huge_photo(folder / f"huge-{size[0]}x{size[1]}.{'jpg' if kind == 'jpeg' else 'png'}", size, source)
+        out = folder / f"out-{kind}"
+        shutil.rmtree(out, ignore_errors=True)
+        command = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+                   "from handseg_cli import main; main()", str(ROOT), "cutout", str(photo), "-o", str(out), "-q",
+                   *(["-m", model] if model else [])]
+        progress(f"handseg cutout {photo.name}")
+        child = measured(command)
+        written = sorted(out.glob("*.png")) if out.exists() else []
+        rows.append({
+            "photo": photo.name, "megapixels": round(size[0] * size[1] / 1e6, 1),
+            "status": "ok" if child["returncode"] == 0 and len(written) == 1 else
+                      f"failed ({last_line(child['stderr']) or child['returncode']})",
+            "peak_rss_mib": round(child["maxrss_mb"]), "wall_s": round(child["wall_s"], 1),
+            "cpu_s": round(child["cpu_s"], 1), "others_cores": round(child.get("others_cores", 0.0), 2),
+            "within_limit": child["maxrss_mb"] <= HUGE_LIMIT_MB,
+        })
+        shutil.rmtree(out, ignore_errors=True)
+    return rows
+
+
+def huge_table(rows: list[dict]) -> str:
+    lines = ["| photo | Mpx | peak RSS (MiB) | wall (s) | CPU (s) | within 2 GiB |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['photo']} | {row['megapixels']} | {row['peak_rss_mib']:,} | {row['wall_s']} | "
+                     f"{row['cpu_s']} | {'yes' if row['within_limit'] else 'no'} ({row['status']}) |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
 # the benchmark
 
 
@@ -549,6 +619,10 @@ def main(argv: list[str] | None = None) -> int:
                         "fastest round (default 3; 1 with --quick)")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before each configuration, wait up to SECONDS for other processes to leave the CPUs idle")
+    parser.add_argument("--huge", type=Path, metavar="FOLDER",
+                        help="only measure peak RSS and time of `handseg cutout` on a 108 Mpx JPEG and a 150 Mpx PNG "
+                             "(made in FOLDER from --image when missing, and kept); prints a table and writes "
+                             "FOLDER/huge.json")
     parser.add_argument("--only", metavar="TABLE,...",
                         help="run only these tables (models, references, batch, speed-ups); default: all")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -563,6 +637,12 @@ def main(argv: list[str] | None = None) -> int:
 
         measure.main(args.worker)
         return 0
+
+    if args.huge:
+        rows = huge_cutouts(args.huge, args.image)
+        (args.huge / "huge.json").write_text(json.dumps(rows, indent=1) + "\n")
+        print(huge_table(rows))
+        return 0 if all(r["status"] == "ok" and r["within_limit"] for r in rows) else 1
 
     global QUIET_WAIT_S
     QUIET_WAIT_S = args.wait_quiet

@@ -74,6 +74,9 @@ class FoundHand:
 class FinderOptions:
     """min_palm_score: the palm detector's threshold (MediaPipe's min_detection_confidence).
     min_presence: the landmark model's presence threshold.
+    min_score: a found hand's score after merging the variants (its presence averaged over all of
+        them) must reach this: a hand seen in one of the six variants of the fallback needs a
+        presence of at least 0.9 (hand-free face crops: 8 of 16 false finds dropped, no real hand).
     max_hands: at most this many hands, the most certain first.
     variants: test-time variants, each (border, mirrored): the photo with a border of this
         fraction of its long side on every side, mirrored or not. (0.0, False) is the photo itself.
@@ -85,6 +88,7 @@ class FinderOptions:
 
     min_palm_score: float = 0.5
     min_presence: float = 0.5
+    min_score: float = 0.15
     max_hands: int = 8
     # the photo, with a border of a quarter of its long side, and that mirrored: hands cut by the
     # frame (a fist at the chin of a face crop) are found in the bordered views (faces_utk_hands:
@@ -96,7 +100,7 @@ class FinderOptions:
     merge_palms: bool = False
 
     def __post_init__(self):
-        for name in ("min_palm_score", "min_presence"):
+        for name in ("min_palm_score", "min_presence", "min_score"):
             value = getattr(self, name)
             if not isinstance(value, (int, float, np.number)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
                 raise OptionError(f"{name} must be a number within 0..1, got {value!r}")
@@ -276,7 +280,7 @@ class HandFinder:
         found = self._find(rgb, options)
         if not found and options.fallback:
             found = self._find(rgb, replace(options, variants=options.variants + options.fallback, fallback=()))
-        return found
+        return [hand for hand in found if hand.score >= options.min_score]
 
     def _find(self, rgb: np.ndarray, options: FinderOptions) -> list[FoundHand]:
         h, w = rgb.shape[:2]

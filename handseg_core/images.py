@@ -48,23 +48,65 @@ def open_image(path: str | os.PathLike) -> Image.Image:
 SizeFor = Callable[[tuple[int, int]], tuple[int, int]]
 
 
-def load_rgb_reduced(source: ImageInput, size_for: SizeFor) -> tuple[np.ndarray, tuple[int, int]]:
+def load_rgb_reduced(source: ImageInput, size_for: SizeFor,
+                     max_pixels: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode only as many pixels as will be used: (RGB array, (height, width) displayed).
 
     `size_for` gets the displayed (height, width) of the full image and returns the (height,
     width) the pixels will be resized to. A JPEG file is then decoded at the smallest DCT scale
     (1/2, 1/4 or 1/8) that still covers that size: a 12-megapixel photo meant for a 512-pixel
     network input decodes at a quarter of each side, several times faster. Other inputs are
-    decoded whole. The array's size may thus be smaller than the displayed size returned.
+    decoded whole. Any input that still has more than `max_pixels` pixels is then reduced by the
+    smallest whole factor that brings it within (each pixel the mean of a block), without a
+    full-size copy of an RGB or grey image. The array's size may thus be smaller than the
+    displayed size returned.
 
     Raises:
         ImageError: as `load_rgb`.
     """
     if isinstance(source, (str, os.PathLike)):
         image, displayed = _open(source, size_for)
-        return to_rgb_array(image), displayed
+        return _reduced_rgb(image, max_pixels), displayed
+    if isinstance(source, Image.Image):
+        with _pil_errors(source):
+            return _reduced_rgb(source, max_pixels), (source.height, source.width)
+    if isinstance(source, np.ndarray) and source.ndim == 3 and source.shape[2] == 3 and source.dtype == np.uint8:
+        factor = reduction(source.shape[:2], max_pixels)
+        if factor > 1 and min(source.shape[:2]) > 0:
+            return _reduce_array(source, factor), source.shape[:2]
     rgb = load_rgb(source)
-    return rgb, rgb.shape[:2]
+    factor = reduction(rgb.shape[:2], max_pixels)
+    return (_reduce_array(rgb, factor) if factor > 1 else rgb), rgb.shape[:2]
+
+
+def reduction(hw: tuple[int, int], max_pixels: int | None) -> int:
+    """The smallest whole factor that brings an image of (height, width) `hw` within
+    `max_pixels` pixels (1: none needed)."""
+    h, w = hw
+    if not max_pixels or h * w <= max_pixels:
+        return 1
+    factor = max(2, int((h * w / max_pixels) ** 0.5))
+    while -(-h // factor) * -(-w // factor) > max_pixels:
+        factor += 1
+    return factor
+
+
+def _reduce_array(rgb: np.ndarray, factor: int) -> np.ndarray:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    return cv2.resize(rgb, (-(-w // factor), -(-h // factor)), interpolation=cv2.INTER_AREA)
+
+
+def _reduced_rgb(image: Image.Image, max_pixels: int | None) -> np.ndarray:
+    """`to_rgb_array` of the image reduced by `reduction`: by PIL itself (no full-size copy) for
+    RGB, grey and their alpha modes."""
+    factor = reduction((image.height, image.width), max_pixels)
+    if factor == 1:
+        return to_rgb_array(image)
+    if image.mode in ("RGB", "L", "RGBA", "LA"):
+        return to_rgb_array(image.reduce(factor))
+    return _reduce_array(to_rgb_array(image), factor)
 
 
 _SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that turn the stored image by 90 degrees
@@ -106,19 +148,28 @@ def _open(path: str | os.PathLike, size_for: SizeFor | None = None) -> tuple[Ima
         with warnings.catch_warnings():
             # PIL warns from 89 Mpx; our own limit (MAX_PIXELS, checked below) decides.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
+            im = Image.open(p)
+            try:
                 w, h = im.size
                 if w * h > MAX_PIXELS:
                     raise ImageError(str(p), f"too large ({w}x{h} pixels; handseg takes at most {MAX_PIXELS:,})")
                 im.seek(0)  # the first frame of an animation
-                swapped = im.getexif().get(ExifTags.Base.Orientation, 1) in _SWAPS_SIDES
+                orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
+                swapped = orientation in _SWAPS_SIDES
                 displayed = (w, h) if swapped else (h, w)
                 if size_for is not None and im.format == "JPEG":
                     needed_h, needed_w = size_for(displayed)
                     stored = (needed_h, needed_w) if swapped else (needed_w, needed_h)
                     im.draft(None, (max(1, stored[0]), max(1, stored[1])))  # whole sides only: never below
                 im.load()
-                return ImageOps.exif_transpose(im), displayed
+                if orientation == 1 and _file_closed(im):
+                    return im, displayed  # read and its file closed: no copy (of what may be 600 MB)
+                upright = ImageOps.exif_transpose(im)
+            except BaseException:
+                im.close()
+                raise
+            im.close()
+            return upright, displayed
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -132,6 +183,12 @@ def _open(path: str | os.PathLike, size_for: SizeFor | None = None) -> tuple[Ima
         raise ImageError(str(p), f"cannot decode ({reason})") from None
     except (ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise ImageError(str(p), f"cannot decode ({exc or type(exc).__name__})") from None
+
+
+def _file_closed(im: Image.Image) -> bool:
+    """Whether PIL has read and closed the image's file (one frame, fully loaded)."""
+    files = [getattr(im, "fp", None), getattr(im, "_fp", None)]
+    return all(f is None or getattr(f, "closed", False) for f in files)
 
 
 def to_rgb_array(image: Image.Image, matte: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
@@ -200,6 +257,8 @@ def load_rgba(source: ImageInput) -> Image.Image:
     if image.mode == "RGBA":
         return image.copy()
     with _pil_errors(image):
+        if image.mode == "RGB":
+            return image.convert("RGBA")
         if image.mode in ("LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
             return _to_rgba(image)
         return Image.fromarray(to_rgb_array(image)).convert("RGBA")

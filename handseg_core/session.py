@@ -21,6 +21,9 @@ from handseg_core.registry import ModelSpec
 from handseg_core.sizing import FIND_SIZE, FIT_STEP, adapts_at, fit_floor, fit_rule, inference_size  # noqa: F401
 
 # The sizing rule (FIND_SIZE, the quick pass, the model's range) is `handseg_core.sizing`.
+# Photos of more pixels are segmented at a reduced size and their results made full size in
+# bands (handseg_core.large): a 150-megapixel cut-out in 1.1 GB instead of 6.5 (bench/RESULTS.md).
+WORK_PIXELS = 16_000_000
 _PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
 
@@ -220,7 +223,7 @@ class HandSegmenter:
             network = resized_size(*displayed, inference_size(self.spec, displayed, input_size))
             return 2 * network[0], 2 * network[1]
 
-        return load_rgb_reduced(image, decoded_hw)
+        return load_rgb_reduced(image, decoded_hw, max_pixels=WORK_PIXELS)
 
     def segment(
         self,
@@ -270,11 +273,22 @@ class HandSegmenter:
             raise OptionError(f"finder must be a handseg_core.finder.FinderOptions, got {type(finder).__name__}")
         refinement = refinement or Refinement()
         per_hand.parse_choice(keep)  # a wrong choice fails before the work
-        return self._segment(image, refinement, input_size, flip_tta, adapt_size, find_hands, finder).keep(keep)
-
-    def _segment(self, image, refinement, input_size, flip_tta, adapt_size, find_hands, finder) -> SegmentationResult:
         rgb, displayed = self._decode(image, input_size)
-        view = self._network_view(rgb, inference_size(self.spec, displayed, input_size), adapt_size)
+        if displayed[0] * displayed[1] <= WORK_PIXELS:
+            return self._segment(rgb, displayed, refinement, input_size, flip_tta, adapt_size, find_hands,
+                                 finder).keep(keep)
+        from handseg_core.large import UpsampledResult
+
+        work = self._segment(rgb, rgb.shape[:2], refinement, input_size, flip_tta, adapt_size, find_hands, finder,
+                             network_hw=displayed)
+        return UpsampledResult(work.keep(keep), displayed)
+
+    def _segment(self, rgb, displayed, refinement, input_size, flip_tta, adapt_size, find_hands, finder,
+                 network_hw=None) -> SegmentationResult:
+        """The result at `displayed` (height, width) from the decoded pixels `rgb`; the network's
+        input size is chosen for an image of `network_hw` (default: `displayed`)."""
+        network_hw = network_hw or displayed
+        view = self._network_view(rgb, inference_size(self.spec, network_hw, input_size), adapt_size)
         segmenter = self._hand_segmenter() if find_hands else None
         if segmenter is None:
             probability = self._probability(rgb, view, flip_tta, displayed, refinement.snap_edges)

@@ -121,3 +121,15 @@ def test_the_default_is_timed_with_and_without_its_finder(results):
     assert {r["find_hands"] for r in rows} == {True, False}
     staged = next(r for r in rows if r.get("stages"))
     assert any(name.startswith("per-hand network") for name in staged["stages"])
+
+
+def test_huge_measures_each_cutout_in_a_fresh_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "HUGE", (("jpeg", (96, 64)), ("png", (80, 60))))  # small stand-ins, same path
+    rows = bench.huge_cutouts(tmp_path, None)
+    assert [r["photo"] for r in rows] == ["huge-96x64.jpg", "huge-80x60.png"]
+    for row in rows:
+        assert row["status"] == "ok" and row["within_limit"]
+        assert 50 < row["peak_rss_mib"] < bench.HUGE_LIMIT_MB and row["wall_s"] > 0
+    table = bench.huge_table(rows)
+    assert "| huge-96x64.jpg | 0.0 |" in table and "within 2 GiB" in table
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["huge-80x60.png", "huge-96x64.jpg"]  # kept for a rerun

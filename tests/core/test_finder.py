@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from handseg_core import finder as F
 from handseg_core import registry
@@ -132,7 +133,7 @@ def test_merge_averages_a_hand_seen_twice_and_scores_by_variants():
     assert merged[1].box == (70, 70, 90, 90)
 
 
-@pytest.mark.parametrize("bad", [dict(min_palm_score=1.5), dict(min_presence=-0.1), dict(max_hands=0),
+@pytest.mark.parametrize("bad", [dict(min_palm_score=1.5), dict(min_presence=-0.1), dict(min_score=2), dict(max_hands=0),
                                  dict(variants=())])
 def test_options_are_checked(bad):
     with pytest.raises(ValueError):
@@ -157,3 +158,14 @@ def test_a_tampered_finder_model_is_refused(tmp_path, monkeypatch):
     copy.write_bytes(bytes(data))
     with pytest.raises(ChecksumError):
         registry.read_verified(registry.ModelSpec(**{**spec.__dict__, "folder": str(tmp_path)}))
+
+
+def test_a_hand_only_one_fallback_variant_sees_is_dropped():
+    # a hand-free face: nothing in the three variants; one of the six with the fallback sees a
+    # "hand" with a middling presence, which min_score drops
+    face = np.asarray(Image.open(Path(__file__).parents[1] / "data" / "faces" / "utk_26_0_1_20170116142927380.jpg").convert("RGB"))
+    finder = F.load_finder()
+    assert finder.find(face, F.FinderOptions(fallback=())) == []
+    weak = finder.find(face, F.FinderOptions(min_score=0.0))
+    assert len(weak) == 1 and weak[0].score < F.FinderOptions().min_score
+    assert finder.find(face) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, replace
+
 import cv2
 import numpy as np
 

@@ -144,23 +144,23 @@ class HandsegHandMask(_Node):
 
 class HandsegRemoveBackground(_Node):
     DESCRIPTION = (
-        "Keep only the hands. By default the image is RGB with the hands on the background colour; "
-        "with transparent on it is RGBA (4 channels: Save Image writes a transparent PNG, but some "
-        "nodes expect 3 channels). The MASK output is the alpha used (1 on hands). Connect a mask to "
-        "use it instead of running the model. " + _MASK_CONVENTION
+        "Keep only the hands. By default the image is RGBA with a transparent background (4 channels: "
+        "Save Image writes a transparent PNG, but some nodes expect 3 channels); with transparent off it "
+        "is RGB with the hands on the background colour. The MASK output is the alpha used (1 on hands). "
+        "Connect a mask to use it instead of running the model. " + _MASK_CONVENTION
     )
     FUNCTION = "remove_background"
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("image", "mask")
-    OUTPUT_TOOLTIPS = ("The cut-out: RGB on the background colour, or RGBA when transparent.", "The alpha used, 1 on hands.")
+    OUTPUT_TOOLTIPS = ("The cut-out: RGBA (transparent), or RGB on the background colour.", "The alpha used, 1 on hands.")
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
                 **_MODEL_AND_IMAGE,
-                "transparent": ("BOOLEAN", {"default": False, "tooltip": "Output RGBA with a transparent background instead of RGB."}),
-                "background": ("STRING", {"default": "white", "tooltip": "Background colour for RGB output: a name or #RRGGBB."}),
+                "transparent": ("BOOLEAN", {"default": True, "tooltip": "Output RGBA with a transparent background; off: RGB on the background colour."}),
+                "background": ("STRING", {"default": "white", "tooltip": "Background colour when transparent is off: a name or #RRGGBB."}),
                 **_refinement_widgets("threshold", "feather"),
             },
             "optional": {

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import sys
 import types
 from pathlib import Path
@@ -10,36 +11,15 @@ import torch
 
 from tiny_model import hand_picture, write_red_model
 
-# A stand-in for ComfyUI's folder_paths module, with the behaviour the pack relies on
-# (ComfyUI 0.17: new names get an empty extension set; is_default puts a path first).
-FOLDER_PATHS_SOURCE = '''
-import os
-
-models_dir = os.path.join(os.environ.get("FAKE_COMFYUI_DIR", "."), "models")
-folder_names_and_paths = {}
-
-
-def add_model_folder_path(folder_name, full_folder_path, is_default=False):
-    if folder_name not in folder_names_and_paths:
-        folder_names_and_paths[folder_name] = ([full_folder_path], set())
-        return
-    paths = folder_names_and_paths[folder_name][0]
-    if full_folder_path in paths:
-        paths.remove(full_folder_path)
-    if is_default:
-        paths.insert(0, full_folder_path)
-    else:
-        paths.append(full_folder_path)
-
-
-def get_folder_paths(folder_name):
-    return folder_names_and_paths[folder_name][0][:]
-'''
+# A stand-in for ComfyUI's folder_paths module (a file, so it can also be put on a subprocess's path).
+FOLDER_PATHS_FILE = Path(__file__).with_name("fake_comfyui") / "folder_paths.py"
 
 
 def make_folder_paths(comfyui_dir: Path) -> types.ModuleType:
-    module = types.ModuleType("folder_paths")
-    exec(FOLDER_PATHS_SOURCE, module.__dict__)
+    """A fresh fake folder_paths module whose models folder is comfyui_dir/models."""
+    spec = importlib.util.spec_from_file_location("folder_paths", FOLDER_PATHS_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     module.models_dir = str(comfyui_dir / "models")
     return module
 

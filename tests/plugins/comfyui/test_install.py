@@ -60,7 +60,8 @@ def test_the_shim_says_what_to_do_when_handseg_is_missing(comfyui_dir):
     pack = install(comfyui_dir)
     loaded = load_like_comfyui(pack, "import sys; sys.modules['handseg_plugins'] = None")
     assert loaded.returncode != 0
-    assert "pip install handseg" in loaded.stderr and "Python that runs ComfyUI" in loaded.stderr
+    assert "pip install /path/to/handseg" in loaded.stderr and "Python that runs ComfyUI" in loaded.stderr
+    assert "pip install handseg`" not in loaded.stderr  # not on PyPI yet
 
 
 def test_not_a_folder(tmp_path):
@@ -101,9 +102,9 @@ def test_the_pack_imports_outside_comfyui_without_folder_paths():
 
 
 def test_the_pack_registers_its_folder_when_imported_inside_comfyui(comfyui_dir, tmp_path):
-    from .conftest import FOLDER_PATHS_SOURCE
+    from .conftest import FOLDER_PATHS_FILE
 
-    (tmp_path / "folder_paths.py").write_text(FOLDER_PATHS_SOURCE)
+    (tmp_path / "folder_paths.py").write_text(FOLDER_PATHS_FILE.read_text())
     pack = install(comfyui_dir)
     (comfyui_dir / "models" / "handseg" / "extra.onnx").write_bytes(b"x")
     (comfyui_dir / "models" / "handseg" / "extra.onnx.sha256").write_text(hashlib.sha256(b"x").hexdigest() + "\n")

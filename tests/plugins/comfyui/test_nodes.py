@@ -129,7 +129,7 @@ def test_nodes_reuse_the_loaded_session(red_model_file, monkeypatch):
 @pytest.mark.parametrize("batch", [1, 3])
 def test_remove_background_rgb_on_colour(red_model, batch):
     images, truth = comfy_images(batch)
-    values = widget_defaults(HandsegRemoveBackground) | {"background": "#00FF00"}
+    values = widget_defaults(HandsegRemoveBackground) | {"transparent": False, "background": "#00FF00"}
     out, mask = HandsegRemoveBackground().remove_background(red_model, images, **values)
     assert out.dtype == torch.float32 and tuple(out.shape) == (batch, 37, 53, 3)
     assert tuple(mask.shape) == (batch, 37, 53) and mask.dtype == torch.float32
@@ -139,6 +139,13 @@ def test_remove_background_rgb_on_colour(red_model, batch):
     np.testing.assert_allclose(out.numpy()[hand], images.numpy()[hand], atol=1 / 255)
     np.testing.assert_array_equal(out.numpy()[background], np.broadcast_to([0.0, 1.0, 0.0], out.numpy()[background].shape))
     assert all(iou(hand[i], truth[i]) > 0.8 for i in range(batch))
+
+
+def test_remove_background_is_transparent_by_default(red_model):
+    images, _ = comfy_images(1)
+    out, mask = HandsegRemoveBackground().remove_background(red_model, images, **widget_defaults(HandsegRemoveBackground))
+    assert tuple(out.shape) == (1, 37, 53, 4)
+    np.testing.assert_allclose(out[..., 3].numpy(), mask.numpy())
 
 
 def test_remove_background_transparent_is_rgba_with_the_mask_as_alpha(red_model):
@@ -167,11 +174,11 @@ def test_remove_background_refuses_non_colours_and_never_reads_files(red_model, 
     images, _ = comfy_images(1)
     node = HandsegRemoveBackground()
     for background in ("no such colour", str(picture)):
-        values = widget_defaults(HandsegRemoveBackground) | {"background": background}
+        values = widget_defaults(HandsegRemoveBackground) | {"transparent": False, "background": background}
         with pytest.raises(HandsegError, match="not a colour"):
             node.remove_background(red_model, images, **values)
     for background in ("fff", "#123456", "black"):
-        values = widget_defaults(HandsegRemoveBackground) | {"background": background}
+        values = widget_defaults(HandsegRemoveBackground) | {"transparent": False, "background": background}
         node.remove_background(red_model, images, **values)
 
 

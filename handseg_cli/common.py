@@ -135,3 +135,14 @@ def import_plugin(name: str, what: str) -> Any:
         if exc.name and not module.startswith(exc.name):
             raise Failure(f"{what} needs the Python module {exc.name!r}, which is not installed") from None
         raise Failure(f"{what} is not available in this installation ({exc}); reinstall handseg") from None
+
+
+def plugin_call(name: str, what: str, call: Callable[[Any], Any]) -> Any:
+    """`call(handseg_plugins.<name>)`, its errors (the engine's, OSError, ValueError) as
+    one-line failures."""
+    module = import_plugin(name, what)
+    with engine_errors():
+        try:
+            return call(module)
+        except (OSError, ValueError) as exc:
+            raise Failure(first_line(exc)) from None

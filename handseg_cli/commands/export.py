@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from handseg_cli.common import Failure, engine_errors, first_line, import_plugin
+from handseg_cli.common import Failure, engine_errors, first_line, plugin_call
 from handseg_cli.commands.train import import_training
 from handseg_cli.options import ModelParam
 
@@ -53,12 +53,7 @@ def is_model_folder(folder: Path) -> bool:
 
 
 def export_rembg(model: str | None, rembg_home: Path | None) -> None:
-    module = import_plugin("rembg", "the rembg export")
-    with engine_errors():
-        try:
-            path, command = module.export_for_rembg(model, rembg_home)
-        except (OSError, ValueError) as exc:
-            raise Failure(first_line(exc)) from None
+    path, command = plugin_call("rembg", "the rembg export", lambda module: module.export_for_rembg(model, rembg_home))
     click.echo(f"wrote {path}")
     click.echo(f"use it with: {command}")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from handseg_cli.common import Failure, engine_errors, first_line, import_plugin
+from handseg_cli.common import Failure, engine_errors, first_line, import_plugin, plugin_call
 
 
 @click.group()
@@ -18,12 +18,7 @@ def install() -> None:
 @click.argument("comfyui_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def install_comfyui(comfyui_dir: Path) -> None:
     """Install the handseg nodes into the ComfyUI at COMFYUI_DIR."""
-    module = import_plugin("comfyui", "the ComfyUI plug-in")
-    with engine_errors():
-        try:
-            installed = module.install(comfyui_dir)
-        except (OSError, ValueError) as exc:
-            raise Failure(first_line(exc)) from None
+    installed = plugin_call("comfyui", "the ComfyUI plug-in", lambda module: module.install(comfyui_dir))
     click.echo(f"installed the handseg nodes in {installed}; restart ComfyUI to load them")
 
 
@@ -32,13 +27,7 @@ def install_comfyui(comfyui_dir: Path) -> None:
               help="GIMP's plug-ins folder  [default: found from GIMP's settings]")
 def install_gimp(plugins_dir: Path | None) -> None:
     """Install the handseg filter into GIMP."""
-    module = import_plugin("gimp", "the GIMP plug-in")
-    with engine_errors():
-        try:
-            report = module.install(plugins_dir)
-        except (OSError, ValueError) as exc:
-            raise Failure(first_line(exc)) from None
-    click.echo(report)
+    click.echo(plugin_call("gimp", "the GIMP plug-in", lambda module: module.install(plugins_dir)))
 
 
 @click.command()

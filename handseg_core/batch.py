@@ -31,7 +31,7 @@ from handseg_core.errors import HandsegError, ImageError, first_line
 from handseg_core.images import open_image
 # Which inputs and outputs (planning) live in plan.py; they are part of this module's API.
 from handseg_core.plan import (  # noqa: F401
-    Job, Plan, Source, Wording, expand_inputs, file_identity, is_image_name, path_key, plan_outputs,
+    Job, Plan, Source, Wording, expand_inputs, file_identity, is_image_name, path_key, plan_outputs, unique_stems,
 )
 
 if TYPE_CHECKING:

@@ -162,3 +162,18 @@ def plan_outputs(sources: list[Source], out_dir: Path, overwrite: bool, wording:
             else:
                 plan.jobs.append(Job(source.path, target))
     return plan
+
+
+def unique_stems(stems: Iterable[str]) -> list[str]:
+    """`stems` made distinct in order: a repeat of "photo" becomes "photo-2", then "photo-3"
+    (for outputs that must all be kept side by side, as in one download)."""
+    used: set[str] = set()
+    out = []
+    for stem in stems:
+        name, count = stem, 1
+        while name in used:
+            count += 1
+            name = f"{stem}-{count}"
+        used.add(name)
+        out.append(name)
+    return out

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
     from pathlib import Path
 
-    from handseg_core import HandSegmenter, Refinement, SegmentationResult
+    from handseg_core import HandSegmenter, Inference, Refinement, SegmentationResult
 
 
 class ModelParam(click.ParamType):
@@ -111,43 +111,29 @@ def refinement_options(command: Callable) -> Callable:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """How to load and run the model, from the shared options."""
+    """How to load and run the model (the engine's typed `Inference`) and refine its masks,
+    from the shared options."""
 
-    model: str | None
-    device: str
-    input_size: int | None
-    flip_tta: bool
+    inference: Inference
     refinement: Refinement
     quiet: bool
-    adapt_size: bool = True
-    find_hands: bool = True
-    keep: str | int = "all"
     sidecar: bool = False
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> "ModelSettings":
-        return cls(
-            model=options["model"],
-            device=options["device"],
-            input_size=options["input_size"],
-            flip_tta=options["flip_tta"],
-            refinement=refinement_from(options),
-            quiet=options["quiet"],
-            adapt_size=options["adapt_size"] is not False,
-            find_hands=options["find_hands"] is not False,
-            keep=options["keep"],
-            sidecar=options.get("sidecar", False),
-        )
+        from handseg_core.options import Inference
+
+        given = {name: options[name] for name in INFERENCE if options.get(name) is not None}
+        with engine_errors():
+            inference = Inference(**given, threads=inference_threads())
+        return cls(inference, refinement_from(options), options["quiet"], options.get("sidecar", False))
 
     def load(self) -> HandSegmenter:
-        from handseg_core import load_model
-
         with engine_errors():
-            return load_model(self.model, device=self.device, threads=inference_threads())
+            return self.inference.load()
 
     def segment(self, session: HandSegmenter, image: np.ndarray | Path) -> SegmentationResult:
-        return session.segment(image, self.refinement, input_size=self.input_size, flip_tta=self.flip_tta,
-                               adapt_size=self.adapt_size, find_hands=self.find_hands, keep=self.keep)
+        return session.segment(image, self.refinement, **self.inference.segment_options())
 
 
 def inference_threads() -> int:

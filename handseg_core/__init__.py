@@ -6,7 +6,8 @@
     >>> handseg_core.cutout("photo.jpg", result.mask).save("hands.png")
 
 For many images, keep a session: `session = handseg_core.load_model()`, then
-`session.segment(image)`.
+`session.segment(image)`. Options are described in `handseg_core.options` (`Refinement`,
+`Inference`); folders of files are run by `handseg_core.batch`, as `handseg mask` runs them.
 """
 
 from __future__ import annotations

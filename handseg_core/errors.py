@@ -29,3 +29,9 @@ class OptionError(HandsegError, ValueError):
 
     Also a ValueError, so that code catching the errors of Python's own checks catches it too.
     """
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name where it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -18,8 +18,8 @@ The steps, each one of handseg's own tools, each writing under OUT:
    the folder's default (where its masks disagree with the float model's, as an untrained
    model's do, the float model is the default, is measured, and the command ends with an error);
 5. both measured on the dev sets found under the data root (`devsets`, and the out-of-domain set
-   of `oodset` where --ood or DATA/ood holds one): their IoU goes into OUT/models/index.json as
-   the models' metrics, each photo's into OUT/eval/<model>.json (for `paired`), a table into
+   of research/oodset.py where --ood or DATA/ood holds one): their IoU goes into OUT/models/index.json as
+   the models' metrics, each photo's into OUT/eval/<model>.json (for research/paired.py), a table into
    OUT/report.md.
 
 A step of 1-4 whose output exists is not run again (it says so), so a stopped run picks up where

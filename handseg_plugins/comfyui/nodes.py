@@ -57,14 +57,34 @@ def _background_colour(text: str) -> tuple[int, int, int]:
     return colour
 
 
-# What the two model nodes take first: the loaded model and the image batch.
+# What the two model nodes take first: the loaded model and the image batch; and the inference
+# options both offer.
 _MODEL_AND_IMAGE = {"model": (MODEL_TYPE,), "image": ("IMAGE",)}
+_SIZE_AND_HANDS = {"max_size": _MAX_SIZE, "hands": _HANDS}
 
 
 class _Node:
-    """What every handseg node shares: its menu category."""
+    """What every handseg node shares: its menu category, its inputs as REQUIRED and OPTIONAL
+    (ComfyUI's INPUT_TYPES), and its outputs written as one (type, name, tooltip) each in
+    OUTPUTS, from which ComfyUI's RETURN_* tuples are made."""
 
     CATEGORY = CATEGORY
+    REQUIRED: dict = {}
+    OPTIONAL: dict = {}
+    OUTPUTS: tuple[tuple[str, str, str], ...] = ()
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        inputs = {"required": dict(cls.REQUIRED)}
+        if cls.OPTIONAL:
+            inputs["optional"] = dict(cls.OPTIONAL)
+        return inputs
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.RETURN_TYPES = tuple(kind for kind, _, _ in cls.OUTPUTS)
+        cls.RETURN_NAMES = tuple(name for _, name, _ in cls.OUTPUTS)
+        cls.OUTPUT_TOOLTIPS = tuple(tooltip for _, _, tooltip in cls.OUTPUTS)
 
 
 def _match_batch(masks: list[np.ndarray], count: int) -> list[np.ndarray]:
@@ -81,9 +101,9 @@ class HandsegLoadModel(_Node):
         "packaged with handseg and the .onnx files in ComfyUI's models/handseg folder."
     )
     FUNCTION = "load"
-    RETURN_TYPES = (MODEL_TYPE,)
-    RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = ("The loaded model; connect it to Handseg: Hand mask or Handseg: Remove background.",)
+    OUTPUTS = (
+        (MODEL_TYPE, "model", "The loaded model; connect it to Handseg: Hand mask or Handseg: Remove background."),
+    )
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:
@@ -101,24 +121,16 @@ class HandsegLoadModel(_Node):
 class HandsegHandMask(_Node):
     DESCRIPTION = "Find the hands in each image: a MASK (1 on hands) and the network's hand probability. " + _MASK_CONVENTION
     FUNCTION = "find_hands"
-    RETURN_TYPES = ("MASK", "MASK")
-    RETURN_NAMES = ("mask", "probability")
-    OUTPUT_TOOLTIPS = ("1 on hands, 0 elsewhere (soft edge when feathered).", "The hand probability, 0..1, before refinement.")
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:
-        return {
-            "required": {
-                **_MODEL_AND_IMAGE,
-                **_refinement_widgets("threshold"),
-            },
-            "optional": {
-                **_refinement_widgets("open_size", "close_size", "dilate", "erode", "min_area", "fill_holes", "feather"),
-                "flip_tta": _FLIP_TTA,
-                "max_size": _MAX_SIZE,
-                "hands": _HANDS,
-            },
-        }
+    REQUIRED = {**_MODEL_AND_IMAGE, **_refinement_widgets("threshold")}
+    OPTIONAL = {
+        **_refinement_widgets("open_size", "close_size", "dilate", "erode", "min_area", "fill_holes", "feather"),
+        "flip_tta": _FLIP_TTA,
+        **_SIZE_AND_HANDS,
+    }
+    OUTPUTS = (
+        ("MASK", "mask", "1 on hands, 0 elsewhere (soft edge when feathered)."),
+        ("MASK", "probability", "The hand probability, 0..1, before refinement."),
+    )
 
     def find_hands(
         self,
@@ -150,26 +162,21 @@ class HandsegRemoveBackground(_Node):
         "Connect a mask to use it instead of running the model. " + _MASK_CONVENTION
     )
     FUNCTION = "remove_background"
-    RETURN_TYPES = ("IMAGE", "MASK")
-    RETURN_NAMES = ("image", "mask")
-    OUTPUT_TOOLTIPS = ("The cut-out: RGBA (transparent), or RGB on the background colour.", "The alpha used, 1 on hands.")
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:
-        return {
-            "required": {
-                **_MODEL_AND_IMAGE,
-                "transparent": ("BOOLEAN", {"default": True, "tooltip": "Output RGBA with a transparent background; off: RGB on the background colour."}),
-                "background": ("STRING", {"default": "white", "tooltip": "Background colour when transparent is off: a name or #RRGGBB."}),
-                **_refinement_widgets("threshold", "feather"),
-            },
-            "optional": {
-                "mask": ("MASK", {"tooltip": "Cut out with this mask (1 = keep) instead of the model's."}),
-                "invert_mask": _INVERT,
-                "max_size": _MAX_SIZE,
-                "hands": _HANDS,
-            },
-        }
+    REQUIRED = {
+        **_MODEL_AND_IMAGE,
+        "transparent": ("BOOLEAN", {"default": True, "tooltip": "Output RGBA with a transparent background; off: RGB on the background colour."}),
+        "background": ("STRING", {"default": "white", "tooltip": "Background colour when transparent is off: a name or #RRGGBB."}),
+        **_refinement_widgets("threshold", "feather"),
+    }
+    OPTIONAL = {
+        "mask": ("MASK", {"tooltip": "Cut out with this mask (1 = keep) instead of the model's."}),
+        "invert_mask": _INVERT,
+        **_SIZE_AND_HANDS,
+    }
+    OUTPUTS = (
+        ("IMAGE", "image", "The cut-out: RGBA (transparent), or RGB on the background colour."),
+        ("MASK", "mask", "The alpha used, 1 on hands."),
+    )
 
     def remove_background(
         self,
@@ -203,19 +210,10 @@ class HandsegRefineMask(_Node):
         "(hand where mask >= 0.5). " + _MASK_CONVENTION
     )
     FUNCTION = "refine"
-    RETURN_TYPES = ("MASK",)
-    RETURN_NAMES = ("mask",)
-    OUTPUT_TOOLTIPS = ("The refined mask, 1 on hands.",)
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:
-        return {
-            "required": {
-                "mask": ("MASK",),
-                **_refinement_widgets("dilate", "erode", "feather"),
-                "invert": _INVERT,
-            }
-        }
+    REQUIRED = {"mask": ("MASK",), **_refinement_widgets("dilate", "erode", "feather"), "invert": _INVERT}
+    OUTPUTS = (
+        ("MASK", "mask", "The refined mask, 1 on hands."),
+    )
 
     def refine(self, mask: Any, dilate: float, erode: float, feather: float, invert: bool = False) -> tuple[Any]:
         refinement = Refinement(threshold=0.5, dilate=dilate, erode=erode, feather=feather, min_area=0.0, fill_holes=0.0)

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 import handseg_core
-from handseg_core import HandSegmenter, ImageError, Refinement
+from handseg_core import HandSegmenter, ImageError, Refinement, batch
 from handseg_core.images import IMAGE_SUFFIXES
 
 PREVIEW_SIZE = 1024
@@ -39,12 +39,6 @@ class Processed:
     @property
     def stem(self) -> str:
         return Path(self.name).stem or "photo"
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def _preview(image: Image.Image) -> Image.Image:
@@ -95,8 +89,8 @@ def process(
         original=_preview(original),
         mask=_preview(mask),
         cutout=_preview(cutout),
-        mask_png=_png(mask),
-        cutout_png=_png(cutout),
+        mask_png=batch.png_bytes(mask),
+        cutout_png=batch.png_bytes(cutout),
         hand_fraction=result.hand_fraction,
     )
 
@@ -109,14 +103,8 @@ def download_names(stem: str) -> tuple[str, str]:
 def zip_results(items: list[Processed]) -> bytes:
     """One zip with the mask and cut-out of every photo; photos of the same name get -2, -3..."""
     buffer = io.BytesIO()
-    used: set[str] = set()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        for item in items:
-            stem, count = item.stem, 1
-            while stem in used:
-                count += 1
-                stem = f"{item.stem}-{count}"
-            used.add(stem)
+        for item, stem in zip(items, batch.unique_stems(item.stem for item in items)):
             mask_name, cutout_name = download_names(stem)
             archive.writestr(mask_name, item.mask_png)
             archive.writestr(cutout_name, item.cutout_png)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import handseg_cli
-from handseg_core import atomic
+from handseg_core import atomic, batch
 import handseg_core.session
 
 from .helpers import digests, leftovers, save_picture
@@ -150,7 +150,7 @@ def test_a_write_failing_midway_leaves_no_partial_file(handseg, photos, red_mode
     out = tmp_path / "out"
     out.mkdir()
     (out / "c.png").write_bytes(b"the old c")
-    encode = handseg_cli.encode_png
+    encode = batch.encode_png
 
     def fail_on_b_and_c(image, stream):
         if image.size in ((40, 56), (50, 50)):
@@ -159,7 +159,7 @@ def test_a_write_failing_midway_leaves_no_partial_file(handseg, photos, red_mode
             raise OSError(errno.EIO, "Input/output error")
         encode(image, stream)
 
-    monkeypatch.setattr(handseg_cli, "encode_png", fail_on_b_and_c)
+    monkeypatch.setattr(batch, "encode_png", fail_on_b_and_c)
 
     run = handseg("mask", photos, "-o", out, "-m", red_model, "--overwrite")
 
@@ -178,10 +178,10 @@ def test_interrupt_during_a_write_removes_the_temporary_file(tmp_path, monkeypat
         stream.write(b"\x89PNG")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(handseg_cli, "encode_png", interrupted)
+    monkeypatch.setattr(batch, "encode_png", interrupted)
 
     with pytest.raises(KeyboardInterrupt):
-        handseg_cli.write_png(Image.new("L", (4, 4)), tmp_path / "x.png")
+        batch.write_png(Image.new("L", (4, 4)), tmp_path / "x.png")
 
     assert list(tmp_path.iterdir()) == []
 

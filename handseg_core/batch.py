@@ -1,0 +1,276 @@
+"""Batches of image files: which inputs, which outputs, and the pipeline that writes them.
+
+The command line's `mask` and `cutout` run on it, and any front that writes files can:
+
+    >>> from handseg_core import batch, load_model
+    >>> sources, problems = batch.expand_inputs(["photos/"], recursive=True, out_dir=Path("masks"))
+    >>> plan = batch.plan_outputs(sources, Path("masks"), overwrite=False)
+    >>> session = load_model()
+    >>> counts = batch.Batch(session.segment, batch.decode_in_engine,
+    ...                      lambda decoded, result: Image.fromarray(result.alpha)).run(plan.jobs)
+
+Inputs are files, folders and glob patterns, each image taken once; outputs never replace an
+input or each other, and outputs that exist are kept unless asked (so a rerun resumes). Every
+file is written atomically (`handseg_core.atomic`).
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator, Protocol, TypeVar
+
+from handseg_core import atomic
+from handseg_core.errors import HandsegError, ImageError, first_line
+from handseg_core.images import open_image
+# Which inputs and outputs (planning) live in plan.py; they are part of this module's API.
+from handseg_core.plan import (  # noqa: F401
+    Job, Plan, Source, Wording, expand_inputs, file_identity, is_image_name, path_key, plan_outputs, unique_stems,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+    from handseg_core.session import SegmentationResult
+
+AHEAD = 2  # images in flight beyond one per core, and results waiting to be written
+FOLDER_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC})
+# zlib level 1 encodes photo cut-outs about 4x faster than PIL's default 6, for files ~15% larger.
+PNG_COMPRESS_LEVEL = 1
+
+T = TypeVar("T")
+J = TypeVar("J")
+
+
+class OutputFailed(HandsegError):
+    """One output could not be written; the message names its input."""
+
+
+class OutputUnwritable(HandsegError):
+    """The output folder refuses writes, so no later output can be written either."""
+
+    def __init__(self, folder: Path, reason: str):
+        self.folder, self.reason = folder, reason
+        super().__init__(f"cannot write into {folder} ({reason})")
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 2
+
+
+# --- writing
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded input: its pixels for the model and, for cut-outs, the image itself."""
+
+    rgb: np.ndarray | Image.Image | None  # None: the engine decodes the file itself (a large JPEG at reduced scale)
+    image: Image.Image | None = None
+
+
+Renderer = Callable[[Decoded, "SegmentationResult"], "Image.Image"]
+
+
+def encode_png(image: Image.Image, stream: BinaryIO) -> None:
+    image.save(stream, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+
+
+def write_png(image: Image.Image, target: Path) -> None:
+    """Write `image` to `target` atomically (handseg_core.atomic): the old file or the complete
+    new one, the temporary file removed on any failure (Ctrl-C included)."""
+    atomic.write_atomically(target, lambda stream: encode_png(image, stream))
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """`image` as PNG bytes, encoded as the batch writes its files."""
+    buffer = io.BytesIO()
+    encode_png(image, buffer)
+    return buffer.getvalue()
+
+
+def sidecar_path(target: Path) -> Path:
+    """Where a result's JSON description goes: beside its PNG."""
+    return target.with_suffix(".json")
+
+
+def save_result(render: Renderer, job: Job, decoded: Decoded, result: SegmentationResult, sidecar: bool) -> None:
+    """Render and write one result (its JSON sidecar first, so that a PNG on disk has its JSON).
+
+    Raises:
+        OutputUnwritable: the folder refuses writes (the batch stops).
+        OutputFailed: this one output could not be written.
+    """
+    try:
+        if sidecar:
+            text = json.dumps({"source": str(job.source), **result.describe()})
+            atomic.write_text(sidecar_path(job.target), text + "\n")
+        write_png(render(decoded, result), job.target)
+    except OSError as exc:
+        reason = exc.strerror or first_line(exc)
+        if exc.errno in FOLDER_ERRNOS:
+            raise OutputUnwritable(job.target.parent, reason) from None
+        raise OutputFailed(f"{job.source}: cannot write {job.target} ({reason})") from None
+
+
+# --- the pipeline
+
+
+def read_ahead(items: Iterable[J], load: Callable[[J], T], pool: ThreadPoolExecutor,
+               depth: int = AHEAD) -> Iterator[tuple[J, Future[T]]]:
+    """Each item with the future of `load(item)`, keeping `depth` loads running ahead."""
+    pending: deque[tuple[J, Future[T]]] = deque()
+    for item in items:
+        pending.append((item, pool.submit(load, item)))
+        if len(pending) > depth:
+            yield pending.popleft()
+    while pending:
+        yield pending.popleft()
+
+
+def decode_failure(exc: Exception, path: Path) -> str:
+    """The line that says why `path` could not be decoded."""
+    if isinstance(exc, ImageError):
+        return str(exc)
+    return f"{path}: cannot decode ({type(exc).__name__}: {first_line(exc)})"
+
+
+@dataclass
+class Counts:
+    """How many outputs a batch wrote, and how many inputs failed."""
+
+    written: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What decoding and segmenting one job gave: a result, or the line saying why not."""
+
+    decoded: Decoded | None = None
+    result: SegmentationResult | None = None
+    failure: str | None = None
+
+
+class Progress(Protocol):
+    """What a batch tells its front: one line for each input that fails, a step for each done."""
+
+    def error(self, message: str) -> None: ...
+
+    def advance(self, steps: int = 1, item: Any = None) -> None: ...
+
+
+class Silent:
+    """Progress that shows nothing (the failures are still counted)."""
+
+    def error(self, message: str) -> None:
+        pass
+
+    def advance(self, steps: int = 1, item: Any = None) -> None:
+        pass
+
+
+class Batch:
+    """Runs jobs through decode and model (a pool, one image per core) -> render and write (the
+    same pool), a few images ahead: the pipeline every front that writes files shares.
+
+    segment: an image (a path where `decode` gives no pixels, else RGB) -> its result, e.g. a
+        session's `segment` with the front's settings.
+    decode: a job's source -> `Decoded` (`decode_in_engine` or `decode_with_image`).
+    render: (decoded, result) -> the image to write.
+    sidecar: also write each result's JSON description beside it (`sidecar_path`).
+    """
+
+    def __init__(self, segment: Callable[[Any], SegmentationResult], decode: Callable[[Path], Decoded],
+                 render: Renderer, progress: Progress = Silent(), sidecar: bool = False):
+        self.segment = segment
+        self.decode = decode
+        self.render = render
+        self.reporter = progress
+        self.sidecar = sidecar
+        self.counts = Counts()
+        self._writing: deque[tuple[Job, Future[None]]] = deque()
+
+    def run(self, jobs: list[Job]) -> Counts:
+        """Process `jobs`; each failure is one line to the progress and the batch goes on.
+
+        Raises:
+            OutputUnwritable: the output folder refuses writes (what was written stays).
+            KeyboardInterrupt: after the outputs being written are complete or removed.
+        """
+        pool = ThreadPoolExecutor(cores() + AHEAD, thread_name_prefix="handseg")
+        try:
+            for job, working in read_ahead(jobs, self._work, pool, depth=cores() + AHEAD - 1):
+                outcome = working.result()
+                if outcome.failure is not None:
+                    self._failed(outcome.failure)
+                    continue
+                self._writing.append((job, pool.submit(save_result, self.render, job, outcome.decoded, outcome.result,
+                                                           self.sidecar)))
+                while len(self._writing) > AHEAD:
+                    self._finish(*self._writing.popleft())
+            while self._writing:
+                self._finish(*self._writing.popleft())
+        except KeyboardInterrupt:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.counts.written += sum(1 for _, w in self._writing if not w.cancelled() and w.exception() is None)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return self.counts
+
+    def _work(self, job: Job) -> Outcome:
+        try:
+            decoded = self.decode(job.source)
+        except Exception as exc:  # decoders raise many kinds; each bad file is one line
+            return Outcome(failure=decode_failure(exc, job.source))
+        if decoded.rgb is None:  # the engine reads the file: its errors are the file's
+            try:
+                return Outcome(decoded, self.segment(job.source))
+            except Exception as exc:  # decoders raise many kinds; each bad file is one line
+                return Outcome(failure=decode_failure(exc, job.source))
+        try:
+            return Outcome(decoded, self.segment(decoded.rgb))
+        except (HandsegError, MemoryError) as exc:
+            return Outcome(failure=f"{job.source}: {first_line(exc)}")
+
+    def _finish(self, job: Job, writing: Future[None]) -> None:
+        try:
+            writing.result()
+        except OutputUnwritable:
+            raise
+        except (OutputFailed, HandsegError) as exc:
+            self._failed(first_line(exc))
+            return
+        self.counts.written += 1
+        self.reporter.advance()
+
+    def _failed(self, message: str) -> None:
+        self.counts.failed += 1
+        self.reporter.error(message)
+        self.reporter.advance()
+
+
+def decode_in_engine(path: Path) -> Decoded:
+    """Masks need no pixels of their own: the engine decodes the file, a large JPEG only at the
+    scale the network needs (a 12-megapixel photo at half scale)."""
+    return Decoded(None)
+
+
+def decode_with_image(path: Path) -> Decoded:
+    """The image itself, for the engine and for the cut-out (its own transparency, its full
+    size): no array copy of a large photo (the engine reduces one over its working size without
+    one)."""
+    image = open_image(path)
+    return Decoded(image, image)

@@ -5,7 +5,8 @@ each `handseg` command is checked against the CLI (its subcommand and every opti
 by click's own description of the commands), each `python -m MODULE` and `python FILE` against
 the tree, and every repository path the documents name, in blocks, in `inline code` and in
 relative links, must exist. The cheap commands (`--help`, `--version`, `handseg models`, masks and
-cut-outs of the example photos) then run for real, each in a temporary folder of its own.
+cut-outs of the example photos) then run for real, each in a temporary folder of its own. The
+```python examples must parse, and every handseg name they import or use must exist.
 """
 
 from __future__ import annotations
@@ -261,8 +262,16 @@ def module_exists(name: str) -> bool:
 
 
 def top_level_names(source: Path) -> set[str]:
+    """Names a module defines or imports at its top, inside top-level `if` and `try` blocks too
+    (`if TYPE_CHECKING:` imports of names served lazily)."""
     names = set()
-    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+    body = list(ast.parse(source.read_text(encoding="utf-8")).body)
+    while body:
+        node = body.pop()
+        if isinstance(node, (ast.If, ast.Try)):
+            body += node.body + node.orelse + getattr(node, "finalbody", []) + \
+                [n for handler in getattr(node, "handlers", []) for n in handler.body]
+            continue
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -387,6 +396,47 @@ def test_every_module_named_in_the_prose_exists():
             if DOTTED.match(word) and not re.search(r"\.(py|md|toml|json|onnx|txt)$", word) and not module_exists(word):
                 missing.append(f"{document.relative_to(ROOT)}:{number}: {word}")
     assert not missing, "modules named in the docs that do not exist:\n" + "\n".join(missing)
+
+
+def python_blocks() -> list[tuple[Path, int, str]]:
+    return [(document, start, "\n".join(body)) for document in DOCUMENTS
+            for language, start, body in blocks(document.read_text(encoding="utf-8")) if language in {"python", "py"}]
+
+
+def dotted(node: ast.AST) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        return ".".join([node.id, *reversed(parts)])
+    return None
+
+
+PYTHON_BLOCKS = python_blocks()
+
+
+@pytest.mark.parametrize("document, line, source", PYTHON_BLOCKS,
+                         ids=[f"{d.relative_to(ROOT)}:{n}" for d, n, _ in PYTHON_BLOCKS])
+def test_python_examples_parse_and_name_what_exists(document: Path, line: int, source: str):
+    where = f"{document.relative_to(ROOT)}:{line}"
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        pytest.fail(f"{where}: the example does not parse ({exc.msg}, its line {exc.lineno})")
+    missing = []
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and DOTTED.match(node.module + ".x"):
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names if DOTTED.match(alias.name + ".x")]
+        elif isinstance(node, ast.Attribute) and isinstance(getattr(node, "ctx", None), ast.Load):
+            name = dotted(node)
+            if name and DOTTED.match(name):
+                names = [name]
+        missing += [name for name in names if not module_exists(name)]
+    assert not missing, f"{where}: the example names what does not exist: {', '.join(sorted(set(missing)))}"
 
 
 def slug(heading: str) -> str:

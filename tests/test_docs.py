@@ -294,7 +294,8 @@ def resolve(tokens: tuple[str, ...]) -> tuple[click.Command, list[str], list[str
     context = click.Context(main, info_name="handseg")
     while isinstance(command, click.Group) and rest and not rest[0].startswith("-"):
         sub = command.get_command(context, rest[0])
-        assert sub is not None, f"`{' '.join(names)} {rest[0]}`: no such command (has: {', '.join(command.list_commands(context))})"
+        listed = ", ".join(command.list_commands(context))
+        assert sub is not None, f"`{' '.join(names)} {rest[0]}`: no such command (has: {listed})"
         command, names, rest = sub, names + [rest[0]], rest[1:]
     return command, names, rest
 
@@ -345,7 +346,8 @@ def test_handseg_commands_and_their_options_exist(command: Command):
             break
         if re.match(r"^--?[A-Za-z]", token):
             name = token.split("=", 1)[0]
-            assert name in known, f"{command}: `{' '.join(names)}` has no option {name} (has: {', '.join(sorted(known))})"
+            listed = ", ".join(sorted(known))
+            assert name in known, f"{command}: `{' '.join(names)}` has no option {name} (has: {listed})"
 
 
 @pytest.mark.parametrize("command", [c for c in ALL_COMMANDS if is_python(c)], ids=str)
@@ -385,7 +387,8 @@ def test_every_repository_path_named_exists():
     assert not missing, "paths named in the docs that do not exist:\n" + "\n".join(missing)
 
 
-DOTTED = re.compile(r"^(handseg_core|handseg_training|handseg_plugins|handseg_cli|research)(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+DOTTED = re.compile(r"^(handseg_core|handseg_training|handseg_plugins|handseg_cli|research)"
+                    r"(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
 def test_every_module_named_in_the_prose_exists():

@@ -49,15 +49,16 @@ def crop_matrix(square: tuple[float, float, float, float], size: int = CROP_SIZE
     return square_matrix(*square, size)
 
 
-def render_landmarks(points: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
-    """float32 [LANDMARK_CHANNELS, size, size] in 0..1: the finger bones as lines, the palm as a
-    filled polygon, both softened, drawn from 21 landmarks already in the crop's coordinates."""
+def render_landmarks(points: np.ndarray, size: int = CROP_SIZE, bone_width: float = _BONE_WIDTH) -> np.ndarray:
+    """float32 [LANDMARK_CHANNELS, size, size] in 0..1: the finger bones as lines `bone_width`
+    palm lengths wide, the palm as a filled polygon, both softened, drawn from 21 landmarks
+    already in the crop's coordinates."""
     xy = np.asarray(points, np.float64)[:, :2]
     palm = float(np.hypot(*(xy[9] - xy[0])))
     shift = 4  # cv2 draws at 1/16 pixel
     fixed = np.round((xy - 0.5) * (1 << shift)).astype(np.int32)  # continuous -> pixel indices
     bones = np.zeros((size, size), np.uint8)
-    width = max(1, round(_BONE_WIDTH * palm))
+    width = max(1, round(bone_width * palm))
     for a, b in BONES:
         cv2.line(bones, tuple(fixed[a]), tuple(fixed[b]), 255, width, cv2.LINE_AA, shift)
     palm_area = np.zeros((size, size), np.uint8)
@@ -116,3 +117,13 @@ def reach(drawing: np.ndarray, palm: float, lengths: float = REACH) -> np.ndarra
     distance = cv2.distanceTransform(1 - on, cv2.DIST_L2, 3)
     radius = max(1.0, lengths * palm)
     return np.clip(1.5 - distance / radius, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def drawn_hand(points: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """float32 size x size in 0..1: a hand drawn from its landmarks (in the crop's coordinates),
+    fingers as wide as a finger (DRAWN_FINGER palm lengths) and the palm filled: what stands in
+    for the per-hand network where it sees no hand at a hand the finder is sure of."""
+    return render_landmarks(points, size, DRAWN_FINGER).max(0)
+
+
+DRAWN_FINGER = 0.3

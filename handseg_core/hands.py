@@ -24,6 +24,11 @@ from handseg_core.registry import ModelSpec
 
 KIND = registry.HANDS_KIND
 SPILL = 4.0
+# Where the per-hand network paints less than DRAWN_COVER of the hand drawn from its landmarks,
+# at a hand the finder is sure of (score DRAWN_MIN_SCORE), the drawn hand stands in: a real hand
+# on a cheek is then never left out.
+DRAWN_MIN_SCORE = 0.3
+DRAWN_COVER = 0.25
 # The per-hand network decides over the crop's centre, the whole-image one at its edge: the
 # weight is 1 inside CORE of the crop's half-side and falls to 0 at its edge.
 CORE = 0.7
@@ -79,6 +84,12 @@ class PerHandSegmenter:
             for k, (hand, square) in enumerate(zip(hands, squares)):
                 palm = hand.palm_length * size / square[2]
                 out[k] *= handcrop.reach(batch[k, 3:], palm)
+        for k, (hand, square) in enumerate(zip(hands, squares)):
+            if hand.score < DRAWN_MIN_SCORE:
+                continue
+            drawn = handcrop.drawn_hand(handcrop.landmarks_in_crop(hand.landmarks, square, size), size)
+            if np.count_nonzero(out[k] >= 0.5) < DRAWN_COVER * np.count_nonzero(drawn >= 0.5):
+                np.maximum(out[k], drawn, out=out[k])
         return [(*handcrop.paste(p, square, rgb.shape[:2]), square) for p, square in zip(out, squares)]
 
 

@@ -17,9 +17,13 @@ def install() -> None:
 @install.command("comfyui")
 @click.argument("comfyui_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def install_comfyui(comfyui_dir: Path) -> None:
-    """Install the handseg nodes into the ComfyUI at COMFYUI_DIR."""
+    """Install the handseg nodes into the ComfyUI at COMFYUI_DIR.
+
+    Writes custom_nodes/handseg/, a shim that loads the nodes from this handseg, and
+    models/handseg/. A clone of the handseg repository already in custom_nodes/ is the pack
+    itself: it is kept as it is and no shim is written."""
     installed = plugin_call("comfyui", "the ComfyUI plug-in", lambda module: module.install(comfyui_dir))
-    click.echo(f"installed the handseg nodes in {installed}; restart ComfyUI to load them")
+    click.echo(f"the handseg nodes are in {installed}; restart ComfyUI to load them")
 
 
 @install.command("gimp")

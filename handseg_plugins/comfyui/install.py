@@ -86,11 +86,11 @@ def install(comfyui_dir: Path) -> Path:
     """Install the handseg nodes into ComfyUI; returns the installed folder.
 
     Writes `COMFYUI_DIR/custom_nodes/handseg/` (a shim that imports the nodes from the installed
-    handseg package, plus the example workflows the template browser lists) and creates `COMFYUI_DIR/models/handseg/` for extra
-    .onnx models. Installing again updates the shim. ComfyUI must run with a Python in which
-    handseg is installed. Where custom_nodes/ already holds a clone of the handseg repository
-    (under any name), that clone is the pack: nothing is written to it, and its folder is
-    returned.
+    handseg package, plus the example workflows the template browser lists) and creates
+    `COMFYUI_DIR/models/handseg/` for extra .onnx models. Installing again updates the shim.
+    ComfyUI must run with a Python in which handseg is installed. Where custom_nodes/ already
+    holds a clone of the handseg repository (under any name), that clone is the pack: nothing is
+    written to it, and its folder is returned.
 
     Raises:
         InstallError: COMFYUI_DIR is not a ComfyUI folder (no main.py or custom_nodes/), or

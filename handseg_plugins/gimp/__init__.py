@@ -1,4 +1,4 @@
-"""handseg for GIMP 3: Filters ▸ Handseg ▸ Select hands, Remove background around hands, Hand mask as new layer.
+"""handseg for GIMP 3: Filters ▸ Handseg ▸ Select hands..., Remove background around hands..., Hand mask as new layer...
 
 GIMP runs plug-ins with its own Python. `handseg install gimp` (or `install()` from here) makes a
 virtual environment for that Python, installs handseg into it and writes the plug-in folder

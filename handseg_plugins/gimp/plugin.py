@@ -136,9 +136,15 @@ def add_mask_layer(image: Gimp.Image, layer: Gimp.Drawable, mask: np.ndarray) ->
     write_mask(new, mask, LAYER_FORMAT)
 
 
+def plain(label: str) -> str:
+    """A menu label as a title: no mnemonic underscore, no "..." (which says a dialog opens)."""
+    return label.replace("_", "").removesuffix("...")
+
+
 @dataclass(frozen=True)
 class Command:
-    """One menu entry: a procedure name, its labels, and what it does with the hand mask."""
+    """One menu entry: a procedure name, its labels, and what it does with the hand mask. Each
+    opens a dialog when run from the menu, so its label ends in "...", as GIMP's own do."""
 
     name: str
     label: str
@@ -151,15 +157,15 @@ class Command:
 COMMANDS = {
     command.name: command
     for command in (
-        Command("plug-in-handseg-select-hands", "_Select hands",
+        Command("plug-in-handseg-select-hands", "_Select hands...",
                 "Select the hands in the layer",
                 "Replaces the selection with the hands that handseg finds in the selected layer.",
                 select_hands),
-        Command("plug-in-handseg-remove-background", "_Remove background around hands",
+        Command("plug-in-handseg-remove-background", "_Remove background around hands...",
                 "Hide everything but the hands with a layer mask",
                 "Adds a layer mask to the selected layer that keeps the hands handseg finds and hides the rest.",
                 mask_background, check_maskable),
-        Command("plug-in-handseg-mask-layer", "Hand _mask as new layer",
+        Command("plug-in-handseg-mask-layer", "Hand _mask as new layer...",
                 "Add the hand mask as a new layer",
                 "Adds a layer above the selected one holding the hand mask: white hands on black.",
                 add_mask_layer),
@@ -181,7 +187,7 @@ def _ask(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig) -> bool:
     from gi.repository import GimpUi
 
     GimpUi.init("handseg")
-    dialog = GimpUi.ProcedureDialog.new(procedure, config, procedure.get_menu_label().replace("_", ""))
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, plain(procedure.get_menu_label()))
     dialog.fill(None)
     accepted = dialog.run()
     dialog.destroy()
@@ -204,7 +210,7 @@ def run(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, dr
     except handseg_core.HandsegError as exc:
         return _failure(procedure, " ".join(str(exc).split()))
     Gegl.init(None)
-    Gimp.progress_init(command.label.replace("_", ""))
+    Gimp.progress_init(plain(command.label))
     image.undo_group_start()
     try:
         drawable = _the_drawable(image, drawables)

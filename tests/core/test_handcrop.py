@@ -88,3 +88,17 @@ def test_crop_input_normalises_rgb_and_appends_the_drawing():
     x = C.crop_input(photo, hand, square, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     assert x.shape == (5, C.CROP_SIZE, C.CROP_SIZE)
     assert x[:3].max() == pytest.approx(1.0) and x[3:].max() > 0.5
+
+
+def test_the_drawn_hand_has_fingers_as_wide_as_fingers_and_a_filled_palm():
+    hand = open_hand()
+    points = C.landmarks_in_crop(hand, C.crop_square(hand))
+    drawn = C.drawn_hand(points)
+    assert drawn.shape == (C.CROP_SIZE, C.CROP_SIZE) and drawn.dtype == np.float32
+    for k in (4, 8, 12, 16, 20, 0):  # the fingertips and the wrist are on it
+        x, y = np.round(points[k] - 0.5).astype(int)
+        assert drawn[y, x] > 0.5
+    # wider than the network's input drawing: its fingers are DRAWN_FINGER palm lengths wide
+    thin = C.render_landmarks(points).max(0)
+    assert np.count_nonzero(drawn >= 0.5) > 1.2 * np.count_nonzero(thin >= 0.5)
+    assert drawn[:8, :8].max() == 0

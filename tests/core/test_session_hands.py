@@ -129,3 +129,24 @@ def test_describe_is_plain_json(session):
     assert len(hand["landmarks"]) == 21 and hand["handedness"] in ("left", "right")
     x0, y0, x1, y1 = hand["box"]
     assert 0 <= x0 < x1 <= described["width"] and 0 <= y0 < y1 <= described["height"]
+
+
+ON_CHEEK = HANDS / "utk_26_1_4_20170117174112221.jpg"  # a hand on a cheek the per-hand network misses
+
+
+def test_a_sure_hand_the_network_misses_is_drawn_from_its_landmarks(session, monkeypatch):
+    from handseg_core import hands as per_hand
+
+    result = session.segment(ON_CHEEK)
+    assert result.hands and result.hands[0].landmarks is not None
+    assert hand_iou(result.mask > 0, truth_of(ON_CHEEK)) >= 0.45
+    monkeypatch.setattr(per_hand, "DRAWN_MIN_SCORE", 2.0)  # no finder score reaches it: no stand-in
+    assert not session.segment(ON_CHEEK).mask.any()
+
+
+def test_where_the_network_sees_the_hand_nothing_is_drawn(session, monkeypatch):
+    from handseg_core import hands as per_hand
+
+    with_stand_in = session.segment(TWO_HANDS)
+    monkeypatch.setattr(per_hand, "DRAWN_MIN_SCORE", 2.0)
+    assert (session.segment(TWO_HANDS).mask == with_stand_in.mask).all()

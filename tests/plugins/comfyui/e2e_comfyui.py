@@ -1,10 +1,14 @@
 """End-to-end check of the handseg nodes in a real ComfyUI.
 
-    python tests/plugins/comfyui/e2e_comfyui.py COMFYUI_DIR [--python COMFYUI_PYTHON] [--port 8188]
+    python tests/plugins/comfyui/e2e_comfyui.py COMFYUI_DIR [--python COMFYUI_PYTHON] [--port 8188] [--clone]
 
-(or set COMFYUI_DIR and COMFYUI_PYTHON). Run it with a Python that has handseg and its test
-extras (onnx); COMFYUI_PYTHON, the one that runs ComfyUI, needs ComfyUI's requirements and
-handseg (`pip install -e .`). The script installs the pack with `install()`, puts a test picture
+(or set COMFYUI_DIR and COMFYUI_PYTHON, and COMFYUI_CLONE=1). Run it with a Python that has
+handseg and its test extras (onnx); COMFYUI_PYTHON, the one that runs ComfyUI, needs ComfyUI's
+requirements and either handseg (`pip install -e .`) or, with --clone, only this repository's
+requirements.txt: --clone first clones this repository into custom_nodes/handseg (the way
+ComfyUI-Manager installs a pack; committed work only), and `install()` then finds it and writes
+no shim. The script installs the pack with `install()`, checks the template browser lists the
+UI-format examples with their thumbnails, puts a test picture
 in ComfyUI's input folder and a test model (red pixels are hands) in models/handseg, starts
 ComfyUI on 127.0.0.1 with --cpu (niced), posts the shipped example workflow, waits for
 /history, checks the saved PNG against handseg run directly, and stops ComfyUI. Without a
@@ -37,6 +41,8 @@ from handseg_plugins.comfyui import NODE_CLASS_MAPPINGS, install  # noqa: E402
 from tiny_model import hand_picture, write_red_model  # noqa: E402
 
 WORKFLOW = Path(pack.__file__).parent / "workflows" / "remove_background.json"
+REPO = Path(pack.__file__).resolve().parents[2]
+TEMPLATES = sorted(p.stem for p in (REPO / "example_workflows").glob("*.json"))
 INPUT_NAME = "handseg_e2e.png"
 RED_MODEL = "handseg-e2e-red"
 
@@ -124,10 +130,27 @@ def check_cutout(path: Path, rgb: np.ndarray, expected_alpha: np.ndarray, label:
     return alpha
 
 
-def e2e(root: Path, python: str, port: int, timeout: float) -> None:
+def clone_into(root: Path) -> None:
+    target = root / "custom_nodes" / "handseg"
+    if not target.exists():
+        subprocess.run(["git", "clone", "--quiet", str(REPO), str(target)], check=True)
+    print(f"cloned: {target}")
+
+
+def fetch_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def e2e(root: Path, python: str, port: int, timeout: float, clone: bool = False) -> None:
     base = f"http://127.0.0.1:{port}"
     if not port_is_free(port):
         raise Failure(f"port {port} is in use; pass --port")
+    if clone:
+        clone_into(root)
     installed = install(root)
     print(f"installed: {installed}")
     rgb, truth = hand_picture(320, 240, seed=7)
@@ -142,6 +165,15 @@ def e2e(root: Path, python: str, port: int, timeout: float) -> None:
         check(not failed, "ComfyUI imported the pack without error")
         info = request(f"{base}/object_info")[1]
         check(set(NODE_CLASS_MAPPINGS) <= set(info), f"ComfyUI lists the nodes {sorted(NODE_CLASS_MAPPINGS)}")
+        check(info["HandsegRemoveBackground"]["input"]["required"]["transparent"][1]["default"] is True,
+              "Remove background is transparent by default")
+        check(info["HandsegHandSegs"]["output"] == ["SEGS", "BBOX"], "Hand SEGS gives SEGS and BBOX")
+        templates = request(f"{base}/api/workflow_templates")[1]
+        check(sorted(templates.get(installed.name, [])) == TEMPLATES, f"the template browser lists {templates}")
+        for name in TEMPLATES:
+            for suffix in (".json", ".jpg"):
+                url = f"{base}/api/workflow_templates/{installed.name}/{name}{suffix}"
+                check(fetch_status(url) == 200, f"{name}{suffix} is served")
         choices = info["HandsegLoadModel"]["input"]["required"]["model"][0]
         check("handseg-lite0" in choices and red.name in choices, f"the model dropdown offers {choices}")
 
@@ -180,12 +212,14 @@ def main() -> int:
     parser.add_argument("--python", default=os.environ.get("COMFYUI_PYTHON", sys.executable))
     parser.add_argument("--port", type=int, default=int(os.environ.get("COMFYUI_PORT", "8188")))
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds for start-up and for each prompt")
+    parser.add_argument("--clone", action="store_true", default=bool(os.environ.get("COMFYUI_CLONE")),
+                        help="clone this repository into custom_nodes/ first, as ComfyUI-Manager installs packs")
     args = parser.parse_args()
     if not args.comfyui_dir or not (Path(args.comfyui_dir) / "main.py").is_file():
         print(f"SKIPPED: no ComfyUI folder (got {args.comfyui_dir!r}); pass COMFYUI_DIR or set the environment variable")
         return 0
     try:
-        e2e(Path(args.comfyui_dir).resolve(), args.python, args.port, args.timeout)
+        e2e(Path(args.comfyui_dir).resolve(), args.python, args.port, args.timeout, args.clone)
     except Failure as failure:
         print(f"FAILED: {failure}")
         return 1

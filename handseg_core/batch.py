@@ -20,6 +20,7 @@ import errno
 import io
 import json
 import os
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ from handseg_core.errors import HandsegError, ImageError, first_line
 from handseg_core.images import open_image
 # Which inputs and outputs (planning) live in plan.py; they are part of this module's API.
 from handseg_core.plan import (  # noqa: F401
-    Job, Plan, Source, Wording, expand_inputs, file_identity, is_image_name, path_key, plan_outputs, unique_stems,
+    Job, Plan, Source, Wording, expand_inputs, file_identity, glob_root, is_image_name, path_key, plan_outputs,
+    unique_stems,
 )
 
 if TYPE_CHECKING:
@@ -200,6 +202,7 @@ class Batch:
         self.reporter = progress
         self.sidecar = sidecar
         self.counts = Counts()
+        self._lock = threading.Lock()
         self._writing: deque[tuple[Job, Future[None]]] = deque()
 
     def run(self, jobs: list[Job]) -> Counts:
@@ -216,19 +219,25 @@ class Batch:
                 if outcome.failure is not None:
                     self._failed(outcome.failure)
                     continue
-                self._writing.append((job, pool.submit(save_result, self.render, job, outcome.decoded, outcome.result,
-                                                           self.sidecar)))
+                writing = pool.submit(save_result, self.render, job, outcome.decoded, outcome.result, self.sidecar)
+                writing.add_done_callback(self._count_written)
+                self._writing.append((job, writing))
                 while len(self._writing) > AHEAD:
                     self._finish(*self._writing.popleft())
             while self._writing:
                 self._finish(*self._writing.popleft())
-        except KeyboardInterrupt:
-            pool.shutdown(wait=True, cancel_futures=True)
-            self.counts.written += sum(1 for _, w in self._writing if not w.cancelled() and w.exception() is None)
-            raise
         finally:
+            # Writes under way finish (or remove their temporary file) before this returns, also
+            # on Ctrl-C; `counts.written` has counted each file as it landed.
             pool.shutdown(wait=True, cancel_futures=True)
         return self.counts
+
+    def _count_written(self, writing: Future[None]) -> None:
+        """Count a write where it ends (a pool thread), so that Ctrl-C in the loop cannot lose
+        one that landed meanwhile."""
+        if not writing.cancelled() and writing.exception() is None:
+            with self._lock:
+                self.counts.written += 1
 
     def _work(self, job: Job) -> Outcome:
         try:
@@ -253,7 +262,6 @@ class Batch:
         except (OutputFailed, HandsegError) as exc:
             self._failed(first_line(exc))
             return
-        self.counts.written += 1
         self.reporter.advance()
 
     def _failed(self, message: str) -> None:

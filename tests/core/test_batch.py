@@ -66,3 +66,22 @@ def test_unique_stems_and_png_bytes():
     assert batch.unique_stems(["a", "b", "a", "a", "a-2"]) == ["a", "b", "a-2", "a-3", "a-2-2"]
     data = batch.png_bytes(Image.new("L", (3, 2)))
     assert data.startswith(b"\x89PNG") and Image.open(io.BytesIO(data)).size == (3, 2)
+
+
+@pytest.mark.parametrize("pattern, root", [("IN/**/*", "IN"), ("IN/*.jpg", "IN"), ("*/x/*.png", "."),
+                                           ("/a/b*/c/*", "/a"), ("IN/sub/[ab].png", "IN/sub")])
+def test_a_glob_searches_from_its_plain_leading_folders(pattern, root):
+    from pathlib import Path
+
+    assert batch.glob_root(pattern) == Path(root)
+
+
+def test_outputs_inside_a_globbed_tree_are_never_inputs(tmp_path):
+    for name in ("IN/a.jpg", "IN/deeper/b.png", "IN/cutouts/a.png", "IN/cutouts/deep/c.png"):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(hand_picture(20, 10)[0]).save(path)
+    sources, problems = batch.expand_inputs([str(tmp_path / "IN" / "**" / "*")], False, tmp_path / "IN" / "cutouts")
+    assert sorted(s.path.relative_to(tmp_path).as_posix() for s in sources) == ["IN/a.jpg", "IN/deeper/b.png"]
+    same, _ = batch.expand_inputs([str(tmp_path / "IN" / "cutouts" / "*")], False, tmp_path / "IN" / "cutouts")
+    assert len(same) == 1  # globbing the output folder itself is asked for: refused later as "would overwrite"

@@ -32,7 +32,7 @@ MIN_INPUT_SIZE = 16
 # A larger input size gains nothing measured (896 is no better than 768) and a 4096-px network
 # pass needs gigabytes; the limit turns a typo into an error that says so.
 MAX_INPUT_SIZE = 2048
-# What the "small hands in a large photo" switches ask for (README, Options at inference:
+# What the "small hands in a large photo" switches ask for (docs/models.md, Options at inference:
 # egohands_cross14 0.789 -> 0.810, about twice the time; close-ups do worse).
 FINE_INPUT_SIZE = 768
 
@@ -106,12 +106,12 @@ _AREA = "fraction of the image's area"
 
 
 def _size(name: str, help: str, flag: str = "") -> Option:
-    return Option(name, float, 0.0, f"{help}, {_SHORT_SIDE}; 0: off.", 0.0, 1.0, True, 0.1, 0.001, flag,
+    return Option(name, float, 0.0, f"{help}, {_SHORT_SIDE}; 0: off.", 0.0, 1.0, True, 0.5, 0.001, flag,
                   unit="a fraction of the image's short side")
 
 
 def _area(name: str, default: float, help: str) -> Option:
-    return Option(name, float, default, f"{help} this {_AREA}; 0: off.", 0.0, 1.0, True, 0.05, 0.0001,
+    return Option(name, float, default, f"{help} this {_AREA}; 0: off.", 0.0, 1.0, True, 0.5, 0.0001,
                   unit="a fraction of the image's area")
 
 

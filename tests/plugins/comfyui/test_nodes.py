@@ -277,3 +277,11 @@ def test_hands_choice_reaches_the_engine(node):
     expected = session.segment(rgb, refinement, keep="left").alpha / 255.0
     np.testing.assert_allclose(left, expected, atol=1e-6)
     assert 0 < (left > 0.5).sum() < (every > 0.5).sum()
+
+
+def test_fraction_widgets_keep_the_range_saved_workflows_use():
+    # workflows saved before the options were described once may hold sizes up to 0.5
+    spec = HandsegHandMask.INPUT_TYPES()
+    inputs = {**spec["required"], **spec.get("optional", {})}
+    for name in ("open_size", "close_size", "dilate", "erode", "feather", "min_area", "fill_holes"):
+        assert inputs[name][1]["max"] >= 0.5, name

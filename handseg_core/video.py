@@ -74,12 +74,14 @@ class VideoFrame:
     tracks: one number per hand of `result.hands`: the same hand has the same number in every
         frame it is in.
     held: per hand, True where it was missed in this frame and kept from the frames before.
+    image: the frame itself (HxWx3 uint8 RGB), as it was given.
     """
 
     index: int
     result: Any  # SegmentationResult (session.py imports this module's users, not the reverse)
     tracks: tuple[int, ...] = ()
     held: tuple[bool, ...] = ()
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> dict:
         """The frame as plain JSON values: `SegmentationResult.describe()` with the frame index
@@ -243,7 +245,7 @@ class Stabiliser:
         self._remember(hands, numbers, held_flags, said, tracks)
         self._grey, self._probability = grey, probability
         frame = VideoFrame(self._index, SegmentationResult(mask, probability, alpha, result.model, tuple(hands)),
-                           tuple(track.number for track in self._tracks), tuple(held_flags))
+                           tuple(track.number for track in self._tracks), tuple(held_flags), rgb)
         self._index += 1
         return frame
 
@@ -375,7 +377,8 @@ def chosen(frame: VideoFrame, keep: HandChoice) -> VideoFrame:
         return frame
     index = {id(hand): k for k, hand in enumerate(frame.result.hands)}
     kept = [index[id(hand)] for hand in result.hands]
-    return VideoFrame(frame.index, result, tuple(frame.tracks[k] for k in kept), tuple(frame.held[k] for k in kept))
+    return VideoFrame(frame.index, result, tuple(frame.tracks[k] for k in kept), tuple(frame.held[k] for k in kept),
+                      frame.image)
 
 
 def _in_order(work, items: Iterable, workers: int) -> Iterator:

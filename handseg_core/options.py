@@ -32,7 +32,7 @@ MIN_INPUT_SIZE = 16
 # A larger input size gains nothing measured (896 is no better than 768) and a 4096-px network
 # pass needs gigabytes; the limit turns a typo into an error that says so.
 MAX_INPUT_SIZE = 2048
-# What the "small hands in a large photo" switches ask for (README, Options at inference:
+# What the "small hands in a large photo" switches ask for (docs/models.md, Options at inference:
 # egohands_cross14 0.789 -> 0.810, about twice the time; close-ups do worse).
 FINE_INPUT_SIZE = 768
 

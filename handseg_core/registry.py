@@ -59,7 +59,7 @@ class ModelSpec:
     # Adapting the input size to the hands (`HandSegmenter.fitted_size`): where the largest hand
     # would span more than `hand_limit` network pixels, the network sees the photo at the size
     # where it spans `hand_extent`. How large a hand a model still finds depends on its training
-    # (README, The input size adapts), so each model records its own.
+    # (docs/models.md, The input size adapts), so each model records its own.
     hand_limit: int = 280
     hand_extent: int = 200
     hands_model: str = ""  # the per-hand network it works with (a registry name; handseg_core.hands)

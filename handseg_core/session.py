@@ -248,7 +248,7 @@ class HandSegmenter:
             input_size: the largest long side the network sees (default: the model's input size).
                 Larger images are reduced to it; smaller ones keep their own size (thumbnails are
                 enlarged to the model's `min_input_size`). More pixels give finer edges on large
-                photos at a quadratic cost in time (README, Options at inference).
+                photos at a quadratic cost in time (docs/models.md, Options at inference).
             flip_tta: also run the mirrored image and average (slower, sometimes steadier).
             adapt_size: first find the hands in a quick pass at FIND_SIZE and, where the largest
                 spans much of the image, let the network see it smaller (a hand filling a large

@@ -7,7 +7,7 @@ where it spans `hand_extent` (`FitRule`). The packaged models were trained on cr
 handseg-lite0 misses most of a hand that spans more than about 300 of its input pixels (11k Hands
 photos enlarged 5x, 900 px, scored 0.19 IoU at 512 with the first lite2), and the default, which
 saw hands on their own background too, finds larger ones and is measured best with larger limits
-(README, The input size adapts).
+(docs/models.md, The input size adapts).
 
 The session runs this rule on arrays; the rembg export (`handseg_plugins.rembg`) builds the same
 rule into ONNX nodes from a `FitRule`'s numbers.

@@ -14,8 +14,8 @@ The exported graph wraps the handseg network so that it works under those rules:
   engine's rule (`handseg_core.sizing`; regions cannot be labelled in a graph, so a hand's
   extent is its longest run of rows or columns). The
   graph enlarged rembg's image to the model's 512 until 2026-11-27, where hands that fill the
-  photo are mostly missed. Under rembg 2.0.86 itself (`python -m handseg_training.devsets
-  MODEL --rembg`, 100 photos a set; the default model of that day), 512 / 320 / 320 with the
+  photo are mostly missed. Under rembg 2.0.86 itself (`python -m research.rembg_devsets
+  MODEL`, 100 photos a set; the default model of that day), 512 / 320 / 320 with the
   quick pass: 11k Hands held-out 0.227 / 0.938 / 0.945, sign-language digits 0.024 / 0.726 / 0.790, out-of-domain close-ups
   0.780 / 0.875 / 0.873, hands over faces 0.795 / 0.810 / 0.809; EgoHands frames, whose hands
   rembg's squash makes small, lose (egohands_cross14 0.780 / 0.736 / 0.736). The quick pass

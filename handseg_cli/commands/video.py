@@ -113,13 +113,16 @@ def video(source: Path, output: Path, cutout: bool, background: Any, stabilise: 
                     if sidecar:
                         described.append(frame.describe())
                     reporter.advance(1, speed.tick())
+                writer.copy_audio(reader.take_audio())
             if sidecar:
                 import json
 
                 document = {"source": str(source), "width": info.width, "height": info.height,
                             "rate": float(info.rate), "frames": described}
                 write_text(sidecar_target(output), json.dumps(document) + "\n")
-    audio = " with its audio" if writer.copies_audio else ""
+    audio = ""
+    if info.audio:
+        audio = " with its audio" if writer.copies_audio else f" without its {info.audio} audio ({output.suffix or 'PNG frames'} cannot hold it)"
     reporter.note(f"{writer.count} frames written to {output}{audio} ({speed.rate():.1f} frames/s)")
 
 

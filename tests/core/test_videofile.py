@@ -98,3 +98,38 @@ def test_targets_that_cannot_hold_the_frames_say_what_can(tmp_path):
         check_target(tmp_path / "cut.mp4", alpha=True)
     with pytest.raises(VideoError, match="cannot write .gif"):
         check_target(tmp_path / "cut.gif", alpha=False)
+
+
+def clip_with_audio(path):
+    """12 frames at 24 fps and half a second of AAC."""
+    container = av.open(str(path), "w")
+    video = container.add_stream("libx264", rate=24)
+    video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    audio = container.add_stream("aac", rate=44100)
+    samples = (0.3 * np.sin(2 * np.pi * 440 * np.arange(22050) / 44100)).astype(np.float32)[None]
+    for t in range(12):
+        frame = av.VideoFrame.from_ndarray(np.full((HEIGHT, WIDTH, 3), 20 * t, np.uint8), format="rgb24")
+        frame.pts = t
+        for packet in video.encode(frame):
+            container.mux(packet)
+    sound = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+    sound.sample_rate, sound.pts = 44100, 0
+    for packet in [*audio.encode(sound), *audio.encode(None), *video.encode(None)]:
+        container.mux(packet)
+    container.close()
+
+
+@pytest.mark.parametrize("name, copied", [("mask.mp4", True), ("mask.webm", False)])
+def test_audio_is_copied_where_the_container_takes_it(tmp_path, name, copied):
+    clip_with_audio(tmp_path / "in.mp4")
+    with VideoReader(tmp_path / "in.mp4") as reader, \
+            VideoWriter(tmp_path / name, (WIDTH, HEIGHT), reader.info.rate, audio_from=reader) as writer:
+        assert reader.info.audio == "aac"
+        for frame in reader:
+            writer.write(frame[..., 0])
+            writer.copy_audio(reader.take_audio())
+        writer.copy_audio(reader.take_audio())
+    assert writer.copies_audio is copied
+    with av.open(str(tmp_path / name)) as container:
+        assert bool(container.streams.audio) is copied
+        assert sum(1 for _ in container.decode(container.streams.video[0])) == 12

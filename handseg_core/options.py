@@ -106,12 +106,12 @@ _AREA = "fraction of the image's area"
 
 
 def _size(name: str, help: str, flag: str = "") -> Option:
-    return Option(name, float, 0.0, f"{help}, {_SHORT_SIDE}; 0: off.", 0.0, 1.0, True, 0.1, 0.001, flag,
+    return Option(name, float, 0.0, f"{help}, {_SHORT_SIDE}; 0: off.", 0.0, 1.0, True, 0.5, 0.001, flag,
                   unit="a fraction of the image's short side")
 
 
 def _area(name: str, default: float, help: str) -> Option:
-    return Option(name, float, default, f"{help} this {_AREA}; 0: off.", 0.0, 1.0, True, 0.05, 0.0001,
+    return Option(name, float, default, f"{help} this {_AREA}; 0: off.", 0.0, 1.0, True, 0.5, 0.0001,
                   unit="a fraction of the image's area")
 
 

@@ -280,6 +280,14 @@ def test_hands_choice_reaches_the_engine(node):
     assert 0 < (left > 0.5).sum() < (every > 0.5).sum()
 
 
+def test_fraction_widgets_keep_the_range_saved_workflows_use():
+    # workflows saved before the options were described once may hold sizes up to 0.5
+    spec = HandsegHandMask.INPUT_TYPES()
+    inputs = {**spec["required"], **spec.get("optional", {})}
+    for name in ("open_size", "close_size", "dilate", "erode", "feather", "min_area", "fill_holes"):
+        assert inputs[name][1]["max"] >= 0.5, name
+
+
 def test_treat_as_video_gives_the_masks_of_segment_video(red_model):
     """A batch of moving frames: the node's video path is the engine's (and so the CLI's)."""
     images, _ = comfy_images(1, 64, 48)

@@ -2,7 +2,7 @@
 Found (docs/python.md, "Video"): see the table this prints.
 
     python -m research.video_stability                  # egohands_400's runs of near frames
-    python -m research.video_stability --strengths 0.3 0.5 0.7 --json out.json
+    python -m research.video_stability --configs 0.5:0 0.3:0.05 --json out.json   # strength:hysteresis
 
 There is no annotated video clip in shared/data; egohands_400 holds 100 annotated frames from
 each of 4 EgoHands videos, and among them 36 runs of frames 1 or 2 apart (34 pairs, 2 triples;
@@ -53,7 +53,8 @@ def runs(folder: Path, gap: int = 2) -> list[list[Path]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--strengths", type=float, nargs="+", default=[0.3, 0.5, 0.7])
+    parser.add_argument("--configs", nargs="+", default=["0.3:0", "0.5:0", "0.7:0", "0.3:0.05", "0.3:0.1", "0.5:0.05"],
+                        help="strength:hysteresis pairs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -84,12 +85,13 @@ def main() -> None:
 
     table = {"truth": figures([[t.astype(np.uint8) * 255 for t in truth] for truth in truths]),
              "each frame alone": figures([[r.mask for r in raw] for raw in raws])}
-    for strength in args.strengths:
+    for config in args.configs:
+        strength, hysteresis = (float(v) for v in config.split(":"))
         steady = []
         for rgbs, raw in zip(frames, raws):
-            stabiliser = Stabiliser(Stabilisation(strength=strength), Refinement())
+            stabiliser = Stabiliser(Stabilisation(strength=strength, hysteresis=hysteresis), Refinement())
             steady.append([stabiliser.update(rgb, r).result.mask for rgb, r in zip(rgbs, raw)])
-        table[f"stabilised, strength {strength:g}"] = figures(steady)
+        table[f"strength {strength:g}, hysteresis {hysteresis:g}"] = figures(steady)
     print(f"{'':32} {'flicker':>8} {'IoU later':>10} {'IoU all':>8}")
     for name, row in table.items():
         print(f"{name:32} {row['flicker']:8.4f} {row['iou_later']:10.4f} {row['iou_all']:8.4f}")

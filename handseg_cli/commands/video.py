@@ -57,7 +57,10 @@ class Speed:
 @click.option("--no-stabilise", "stabilise", flag_value=False, default=True,
               help="Segment every frame on its own (no blending along the motion, no hold).")
 @click.option("--strength", type=click.FloatRange(0, 0.9), default=None,
-              help="Weight of the previous frame's mask, moved along the motion, 0..0.9  [default: 0.5]")
+              help="Weight of the previous frame's probability, moved along the motion, 0..0.9  [default: 0.3]")
+@click.option("--hysteresis", type=click.FloatRange(0, 0.3), default=None,
+              help="How far under the threshold a pixel that was hand stays hand (and over it one that "
+                   "was not must go), 0..0.3  [default: 0.05]")
 @click.option("--hold", type=click.IntRange(0, 30), default=None,
               help="Frames a hand seen before is kept where it is missed  [default: 2]")
 @click.option("--json", "sidecar", is_flag=True,
@@ -67,7 +70,7 @@ class Speed:
 @model_options
 @refinement_options
 def video(source: Path, output: Path, cutout: bool, background: Any, stabilise: bool, strength: float | None,
-          hold: int | None, sidecar: bool, overwrite: bool, **options: Any) -> None:
+          hysteresis: float | None, hold: int | None, sidecar: bool, overwrite: bool, **options: Any) -> None:
     """Segment the hands of a video file, frame by frame, into OUTPUT: the mask as a video
     (255 = hand), or with --cutout the hands on transparency or a colour.
 
@@ -92,7 +95,8 @@ def video(source: Path, output: Path, cutout: bool, background: Any, stabilise: 
         videofile.check_target(output, alpha)
         stabilisation = None
         if stabilise:
-            given = {k: v for k, v in (("strength", strength), ("hold", hold)) if v is not None}
+            given = {k: v for k, v in (("strength", strength), ("hysteresis", hysteresis), ("hold", hold))
+                     if v is not None}
             stabilisation = motion.Stabilisation(**given)
         if overwrite and output.is_dir() and videofile.is_sequence(output):
             _empty_frames_folder(output)

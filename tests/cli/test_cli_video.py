@@ -105,3 +105,21 @@ def test_an_existing_output_is_kept_without_overwrite(handseg, red_model, clip, 
     assert out.read_bytes() == b"old"
     assert handseg("video", clip, "-o", out, "-m", red_model, "--overwrite").exit_code == 0
     assert len(list(read_frames(out))) == COUNT
+
+
+def test_stabilisation_options_reach_the_engine(handseg, red_model, clip, tmp_path, monkeypatch):
+    import handseg_core.video as motion
+
+    seen = []
+    original = motion.Stabiliser.__init__
+
+    def spy(self, options=None, refinement=None):
+        seen.append(options)
+        original(self, options, refinement)
+
+    monkeypatch.setattr(motion.Stabiliser, "__init__", spy)
+    run = handseg("video", clip, "-o", tmp_path / "m.mp4", "-m", red_model, "--strength", "0.6",
+                  "--hysteresis", "0", "--hold", "1")
+    assert run.exit_code == 0, run.stderr
+    assert seen == [motion.Stabilisation(strength=0.6, hysteresis=0, hold=1)]
+    assert handseg("video", clip, "-o", tmp_path / "n.mp4", "--strength", "2").exit_code == 2

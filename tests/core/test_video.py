@@ -120,12 +120,12 @@ def test_strength_zero_changes_nothing():
     frames, truths = clip(4)
     rng = np.random.default_rng(5)
     raw = [noisy_result(truth, rng) for truth in truths]
-    steady = stabilised(frames, raw, Stabilisation(strength=0, hold=0))
+    steady = stabilised(frames, raw, Stabilisation(strength=0, hysteresis=0, hold=0))
     for r, f in zip(raw, steady):
         assert np.array_equal(r.mask, f.result.mask)
 
 
-@pytest.mark.parametrize("settings", [{"strength": 1.5}, {"hold": -1}, {"flow_size": 8}, {"hold": 1.5}])
+@pytest.mark.parametrize("settings", [{"strength": 1.5}, {"hysteresis": 0.5}, {"hold": -1}, {"flow_size": 8}, {"hold": 1.5}])
 def test_options_out_of_range_say_what_is_allowed(settings):
     with pytest.raises(OptionError, match="must be"):
         Stabilisation(**settings)

@@ -133,3 +133,13 @@ def test_audio_is_copied_where_the_container_takes_it(tmp_path, name, copied):
     with av.open(str(tmp_path / name)) as container:
         assert bool(container.streams.audio) is copied
         assert sum(1 for _ in container.decode(container.streams.video[0])) == 12
+
+
+def test_without_pyav_the_error_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"anything")
+    monkeypatch.setitem(sys.modules, "av", None)
+    with pytest.raises(VideoError, match=r'pip install "handseg\[video\]"'):
+        VideoReader(clip)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import signal
 import sys
 import warnings
 from typing import Any, Callable, Iterator
@@ -30,24 +31,73 @@ class Failure(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
-class Interrupted(click.exceptions.Exit):
-    """Ctrl-C: the command stops with exit code 130 once its line is printed."""
+# What ends a command like Ctrl-C, and the word its line starts with.
+STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+if hasattr(signal, "SIGHUP"):
+    STOP_SIGNALS[signal.SIGHUP] = "hung up"
 
-    def __init__(self) -> None:
-        super().__init__(EXIT_INTERRUPTED)
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread like Ctrl-C, so that the same cleanup runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_word(exc: KeyboardInterrupt) -> str:
+    """How a command's last line says why it stopped: interrupted, terminated, hung up."""
+    return STOP_SIGNALS.get(getattr(exc, "signum", signal.SIGINT), "interrupted")
+
+
+class Interrupted(click.exceptions.Exit):
+    """Ctrl-C or a signal to stop: the command ends with exit code 128 + the signal's number
+    (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP) once its line is printed."""
+
+    def __init__(self, exc: KeyboardInterrupt | None = None) -> None:
+        signum = getattr(exc, "signum", None)
+        super().__init__(EXIT_INTERRUPTED if signum is None else 128 + signum)
+
+
+@contextlib.contextmanager
+def stopping_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise `Stopped` in the main thread while the block runs (the first
+    one; more are ignored while the command cleans up), as Ctrl-C raises KeyboardInterrupt."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        if not caught:
+            caught.append(signum)
+            raise Stopped(signum)
+
+    previous = {}
+    for signum in STOP_SIGNALS:
+        if signum != signal.SIGINT and signal.getsignal(signum) is not signal.SIG_IGN:  # nohup keeps SIGHUP ignored
+            previous[signum] = signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class Group(click.Group):
-    """Ctrl-C anywhere ends with one line and exit code 130 (click's default would be 1)."""
+    """Ctrl-C, SIGTERM or SIGHUP anywhere ends with one line and exit code 128 + the signal
+    (click's default would be 1, and a plain SIGTERM would skip every cleanup)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), stopping_on_signals():
             warnings.showwarning = show_warning
             try:
                 return super().invoke(ctx)
-            except KeyboardInterrupt:
-                click.echo("interrupted", err=True)
-                raise Interrupted() from None
+            except KeyboardInterrupt as exc:
+                click.echo(stop_word(exc), err=True)
+                raise Interrupted(exc) from None
 
 
 _show_warning = warnings.showwarning

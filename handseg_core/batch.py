@@ -20,6 +20,7 @@ import errno
 import io
 import json
 import os
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ from handseg_core.errors import HandsegError, ImageError, first_line
 from handseg_core.images import open_image
 # Which inputs and outputs (planning) live in plan.py; they are part of this module's API.
 from handseg_core.plan import (  # noqa: F401
-    Job, Plan, Source, Wording, expand_inputs, file_identity, is_image_name, path_key, plan_outputs, unique_stems,
+    Job, Plan, Source, Wording, expand_inputs, file_identity, glob_root, is_image_name, path_key, plan_outputs,
+    unique_stems,
 )
 
 if TYPE_CHECKING:
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
     from handseg_core.session import SegmentationResult
 
 AHEAD = 2  # images in flight beyond one per core, and results waiting to be written
+# Pixels of the images in flight at once (decoded, segmented, being written): five photos of the
+# engine's working size (session.WORK_PIXELS) as before; a photo larger than that goes alone.
+BATCH_PIXELS = 80_000_000
 FOLDER_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC})
 # zlib level 1 encodes photo cut-outs about 4x faster than PIL's default 6, for files ~15% larger.
 PNG_COMPRESS_LEVEL = 1
@@ -127,16 +132,61 @@ def save_result(render: Renderer, job: Job, decoded: Decoded, result: Segmentati
 # --- the pipeline
 
 
-def read_ahead(items: Iterable[J], load: Callable[[J], T], pool: ThreadPoolExecutor,
-               depth: int = AHEAD) -> Iterator[tuple[J, Future[T]]]:
-    """Each item with the future of `load(item)`, keeping `depth` loads running ahead."""
+class Budget:
+    """How many pixels of images a batch holds at once (decoded, segmented, being written): a
+    folder of 150-megapixel photos is then worked one photo at a time, however many cores."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self._changed = threading.Condition()
+
+    def fits(self, amount: int) -> bool:
+        """Whether `amount` more fits now (always, when nothing is held)."""
+        with self._changed:
+            return self.used == 0 or self.used + amount <= self.limit
+
+    def take(self, amount: int) -> None:
+        """Hold `amount`, once it fits: waits for what others give back (writes under way)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.used == 0 or self.used + amount <= self.limit)
+            self.used += amount
+
+    def give(self, amount: int) -> None:
+        with self._changed:
+            self.used -= amount
+            self._changed.notify_all()
+
+
+def read_ahead(items: Iterable[J], load: Callable[[J], T], pool: ThreadPoolExecutor, depth: int = AHEAD,
+               weight: Callable[[J], int] | None = None,
+               budget: Budget | None = None) -> Iterator[tuple[J, Future[T]]]:
+    """Each item with the future of `load(item)`, keeping `depth` loads running ahead; with a
+    `budget`, only as many as their `weight`s fit in it (the consumer gives each weight back
+    when it is done with the item; the first item in flight always goes)."""
     pending: deque[tuple[J, Future[T]]] = deque()
     for item in items:
+        if budget is not None and weight is not None:
+            amount = weight(item)
+            while pending and not budget.fits(amount):
+                yield pending.popleft()
+            budget.take(amount)  # nothing pending here: waits only for writes under way
         pending.append((item, pool.submit(load, item)))
         if len(pending) > depth:
             yield pending.popleft()
     while pending:
         yield pending.popleft()
+
+
+def image_pixels(path: Path) -> int:
+    """Width x height from the file's header (0 where it cannot be read: the decoder will say why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.width * image.height
+    except Exception:  # noqa: BLE001  (any unreadable file: its own decode reports it)
+        return 0
 
 
 def decode_failure(exc: Exception, path: Path) -> str:
@@ -200,6 +250,7 @@ class Batch:
         self.reporter = progress
         self.sidecar = sidecar
         self.counts = Counts()
+        self._lock = threading.Lock()
         self._writing: deque[tuple[Job, Future[None]]] = deque()
 
     def run(self, jobs: list[Job]) -> Counts:
@@ -210,25 +261,44 @@ class Batch:
             KeyboardInterrupt: after the outputs being written are complete or removed.
         """
         pool = ThreadPoolExecutor(cores() + AHEAD, thread_name_prefix="handseg")
+        budget = Budget(BATCH_PIXELS)
+        held: dict[Job, int] = {}
+
+        def weigh(job: Job) -> int:
+            held[job] = image_pixels(job.source)
+            return held[job]
+
         try:
-            for job, working in read_ahead(jobs, self._work, pool, depth=cores() + AHEAD - 1):
-                outcome = working.result()
-                if outcome.failure is not None:
-                    self._failed(outcome.failure)
-                    continue
-                self._writing.append((job, pool.submit(save_result, self.render, job, outcome.decoded, outcome.result,
-                                                           self.sidecar)))
+            for job, working in read_ahead(jobs, self._work, pool, cores() + AHEAD - 1, weigh, budget):
+                self._write(pool, job, working.result(), lambda amount=held.pop(job, 0): budget.give(amount))
+                working = None  # its image goes once written, not once the next one is read
                 while len(self._writing) > AHEAD:
                     self._finish(*self._writing.popleft())
             while self._writing:
                 self._finish(*self._writing.popleft())
-        except KeyboardInterrupt:
-            pool.shutdown(wait=True, cancel_futures=True)
-            self.counts.written += sum(1 for _, w in self._writing if not w.cancelled() and w.exception() is None)
-            raise
         finally:
+            # Writes under way finish (or remove their temporary file) before this returns, also
+            # on Ctrl-C; `counts.written` has counted each file as it landed.
             pool.shutdown(wait=True, cancel_futures=True)
         return self.counts
+
+    def _write(self, pool: ThreadPoolExecutor, job: Job, outcome: Outcome, release: Callable[[], None]) -> None:
+        """Start writing one outcome (or report its failure); `release` once it is let go."""
+        if outcome.failure is not None:
+            release()
+            self._failed(outcome.failure)
+            return
+        writing = pool.submit(save_result, self.render, job, outcome.decoded, outcome.result, self.sidecar)
+        writing.add_done_callback(self._count_written)
+        writing.add_done_callback(lambda _: release())
+        self._writing.append((job, writing))
+
+    def _count_written(self, writing: Future[None]) -> None:
+        """Count a write where it ends (a pool thread), so that Ctrl-C in the loop cannot lose
+        one that landed meanwhile."""
+        if not writing.cancelled() and writing.exception() is None:
+            with self._lock:
+                self.counts.written += 1
 
     def _work(self, job: Job) -> Outcome:
         try:
@@ -253,7 +323,6 @@ class Batch:
         except (OutputFailed, HandsegError) as exc:
             self._failed(first_line(exc))
             return
-        self.counts.written += 1
         self.reporter.advance()
 
     def _failed(self, message: str) -> None:

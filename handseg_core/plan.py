@@ -40,6 +40,7 @@ class Plan:
     jobs: list[Job] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     skipped: int = 0
+    folders: set[Path] = field(default_factory=set)  # every folder an output of the batch lies in
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ def images_in(folder: Path, recursive: bool, exclude: Path | None) -> list[Sourc
 def expand_inputs(patterns: Iterable[str], recursive: bool, out_dir: Path,
                   wording: Wording = Wording()) -> tuple[list[Source], list[str]]:
     """Files, folders and glob patterns -> the input images (each once), and one message per
-    pattern that names no image. Outputs kept inside an input folder are not taken as inputs;
+    pattern that names no image. Outputs kept inside an input folder, or inside the folder a glob
+    searches (`IN/**/*` with the output folder `IN/cutouts`), are not taken as inputs;
     with `recursive`, a folder's subfolders are read too (their tree kept in `Source.subfolder`)."""
     sources: list[Source] = []
     problems: list[str] = []
@@ -101,9 +103,21 @@ def expand_one(pattern: str, recursive: bool, out_dir: Path, wording: Wording = 
         return found, None if found else f"{pattern}: no images in this folder{hint}"
     if glob.has_magic(pattern):
         matches = [Path(m) for m in sorted(glob.glob(os.path.expanduser(pattern), recursive=True))]
-        files = [Source(m) for m in matches if m.is_file()]
+        outputs = output_tree_inside(glob_root(pattern), out_dir)
+        files = [Source(m) for m in matches if m.is_file() and not (outputs and is_within(m.resolve(), outputs))]
         return files, None if files else f"{pattern}: matches no files"
     return [], f"{pattern}: no such file or folder"
+
+
+def glob_root(pattern: str) -> Path:
+    """The folder a glob pattern searches from: its leading parts without wildcards."""
+    parts = Path(os.path.expanduser(pattern)).parts
+    plain = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        plain.append(part)
+    return Path(*plain) if plain else Path(".")
 
 
 def output_tree_inside(folder: Path, out_dir: Path) -> Path | None:
@@ -157,6 +171,7 @@ def plan_outputs(sources: list[Source], out_dir: Path, overwrite: bool, wording:
                                  "rename one of them")
         else:
             claimed[key] = source.path
+            plan.folders.add(target.parent)
             if identity is not None and not overwrite:
                 plan.skipped += 1
             else:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from handseg_cli.common import EXIT_FAILED, Failure, Interrupted, Reporter
+from handseg_cli.common import EXIT_FAILED, Failure, Interrupted, Reporter, stop_word
 from handseg_cli.options import ModelSettings, model_options, refinement_options, with_options
 
 if TYPE_CHECKING:
@@ -33,7 +33,9 @@ def summary(counts: Counts, plan: Plan, out_dir: Path) -> str:
 
 def run_batch(inputs: tuple[str, ...], out_dir: Path, recursive: bool, overwrite: bool, settings: ModelSettings,
               label: str, decode: Callable[[Path], Decoded], render: Renderer) -> None:
-    """Plan, load the model once, process, report; ends with exit code 0, 1 or 130."""
+    """Plan, load the model once, process, report; ends with exit code 0, 1, or 128 + the signal
+    that stopped it (130: Ctrl-C, 143: SIGTERM, 129: SIGHUP)."""
+    from handseg_core import atomic
     from handseg_core.batch import Batch, Counts, OutputUnwritable, Wording, expand_inputs, plan_outputs
 
     wording = Wording(output_folder=OUTPUT_FOLDER, recursive=RECURSIVE)
@@ -44,6 +46,7 @@ def run_batch(inputs: tuple[str, ...], out_dir: Path, recursive: bool, overwrite
     for message in plan.problems:
         reporter.error(message)
     counts = Counts()
+    atomic.remove_stale(plan.folders)  # what a killed run left: its temporary files, nothing else
     if plan.jobs:
         make_folder(out_dir)
         session = settings.load()
@@ -52,10 +55,10 @@ def run_batch(inputs: tuple[str, ...], out_dir: Path, recursive: bool, overwrite
         try:
             with reporter:
                 batch.run(plan.jobs)
-        except KeyboardInterrupt:
-            click.echo(f"interrupted: {counts.written} of {len(plan.jobs)} written; run the same command again "
-                       "to do the rest", err=True)
-            raise Interrupted() from None
+        except KeyboardInterrupt as exc:
+            click.echo(f"{stop_word(exc)}: {counts.written} of {len(plan.jobs)} written; run the same command "
+                       "again to do the rest", err=True)
+            raise Interrupted(exc) from None
         except OutputUnwritable as exc:
             raise Failure(f"{exc}; choose a writable {OUTPUT_FOLDER}") from None
     reporter.note(summary(counts, plan, out_dir))
@@ -94,7 +97,8 @@ def mask(inputs: tuple[str, ...], out_dir: Path, recursive: bool, overwrite: boo
 
     INPUT may be image files, folders (their images) or glob patterns such as "shots/*.jpg".
     Existing outputs are kept unless --overwrite; an input that fails is reported on one line and
-    the others go on. Exit code 0: all done; 1: some input failed; 2: wrong usage; 130: Ctrl-C.
+    the others go on. Exit code 0: all done; 1: some input failed; 2: wrong usage; 130: Ctrl-C;
+    143: SIGTERM (129: SIGHUP), after removing its temporary files.
     """
     from PIL import Image
 
@@ -135,7 +139,8 @@ def cutout(inputs: tuple[str, ...], out_dir: Path, recursive: bool, overwrite: b
 
     INPUT may be image files, folders (their images) or glob patterns such as "shots/*.jpg".
     Existing outputs are kept unless --overwrite; an input that fails is reported on one line and
-    the others go on. Exit code 0: all done; 1: some input failed; 2: wrong usage; 130: Ctrl-C.
+    the others go on. Exit code 0: all done; 1: some input failed; 2: wrong usage; 130: Ctrl-C;
+    143: SIGTERM (129: SIGHUP), after removing its temporary files.
     """
     from handseg_core.batch import decode_with_image
     from handseg_core.compose import cutout_image

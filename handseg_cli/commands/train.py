@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import click
 
-from handseg_cli.common import Failure, Interrupted, Reporter, first_line
+from handseg_cli.common import Failure, Interrupted, Reporter, first_line, stop_word
 
 
 def import_training() -> tuple[Any, Any]:
@@ -82,9 +82,9 @@ def train(config: Path, out: Path, data_root: str | None, minutes: float | None,
     try:
         with training_log(verbose=not quiet and not reporter.shows_bar), reporter:
             report = train_module.run(cfg, out, device, cache, progress=progress)
-    except KeyboardInterrupt:
-        click.echo(f"interrupted: checkpoints saved so far are in {out}", err=True)
-        raise Interrupted() from None
+    except KeyboardInterrupt as exc:
+        click.echo(f"{stop_word(exc)}: checkpoints saved so far are in {out}", err=True)
+        raise Interrupted(exc) from None
     except (OSError, ValueError, RuntimeError) as exc:
         raise Failure(first_line(exc)) from None
     click.echo(training_summary(report, out))

@@ -52,3 +52,44 @@ def test_copying_a_missing_file_leaves_nothing(tmp_path):
     with pytest.raises(FileNotFoundError):
         atomic.copy_file(tmp_path / "missing", tmp_path / "copy")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_temporary_name_carries_its_writer(tmp_path):
+    import os
+
+    name = atomic.temporary_name(tmp_path / "a.png")
+    assert name.parent == tmp_path and name.name.startswith(".a.png.") and name.name.endswith(f"-{os.getpid()}.tmp")
+    assert atomic.temporary_name(tmp_path / "a.png", pid=12).name.endswith("-12.tmp")
+    assert atomic.temporary_name(tmp_path / "a.png") != name
+
+
+def ended_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_only_leftovers_of_ended_writers_are_stale(tmp_path):
+    import os
+    import time
+
+    stale = [tmp_path / ".a.png.a8b99370.tmp", atomic.temporary_name(tmp_path / "b.png", pid=ended_pid())]
+    old = atomic.temporary_name(tmp_path / "c.png")  # a live pid, but two hours old: no write takes that long
+    live = atomic.temporary_name(tmp_path / "d.png")
+    others = [tmp_path / n for n in (".notes.tmp", "a.png.a8b99370.tmp", ".a.png.A8B99370.tmp", ".a.png.a8b9937.tmp",
+                                     ".a.png.a8b99370.tmp.x", ".a.png.a8b99370-x.tmp", "photo.png")]
+    for path in stale + others + [old, live]:
+        path.write_bytes(b"")
+    hours_ago = time.time() - 7200
+    os.utime(old, (hours_ago, hours_ago))
+    link = tmp_path / ".e.png.0123abcd.tmp"
+    link.symlink_to(tmp_path / "photo.png")
+    (tmp_path / ".f.png.0123abcd.tmp").mkdir()
+
+    removed = atomic.remove_stale([tmp_path, tmp_path / "missing"])
+
+    assert sorted(removed) == sorted(stale + [old])
+    assert all(p.exists() for p in others + [live]) and link.is_symlink() and (tmp_path / ".f.png.0123abcd.tmp").is_dir()

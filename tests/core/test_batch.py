@@ -66,3 +66,52 @@ def test_unique_stems_and_png_bytes():
     assert batch.unique_stems(["a", "b", "a", "a", "a-2"]) == ["a", "b", "a-2", "a-3", "a-2-2"]
     data = batch.png_bytes(Image.new("L", (3, 2)))
     assert data.startswith(b"\x89PNG") and Image.open(io.BytesIO(data)).size == (3, 2)
+
+
+@pytest.mark.parametrize("pattern, root", [("IN/**/*", "IN"), ("IN/*.jpg", "IN"), ("*/x/*.png", "."),
+                                           ("/a/b*/c/*", "/a"), ("IN/sub/[ab].png", "IN/sub")])
+def test_a_glob_searches_from_its_plain_leading_folders(pattern, root):
+    from pathlib import Path
+
+    assert batch.glob_root(pattern) == Path(root)
+
+
+def test_outputs_inside_a_globbed_tree_are_never_inputs(tmp_path):
+    for name in ("IN/a.jpg", "IN/deeper/b.png", "IN/cutouts/a.png", "IN/cutouts/deep/c.png"):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(hand_picture(20, 10)[0]).save(path)
+    sources, problems = batch.expand_inputs([str(tmp_path / "IN" / "**" / "*")], False, tmp_path / "IN" / "cutouts")
+    assert sorted(s.path.relative_to(tmp_path).as_posix() for s in sources) == ["IN/a.jpg", "IN/deeper/b.png"]
+    same, _ = batch.expand_inputs([str(tmp_path / "IN" / "cutouts" / "*")], False, tmp_path / "IN" / "cutouts")
+    assert len(same) == 1  # globbing the output folder itself is asked for: refused later as "would overwrite"
+
+
+@pytest.mark.parametrize("limit, most", [(10**9, 3), (64 * 48, 1), (2 * 64 * 48, 2)])
+def test_large_images_are_held_a_few_at_a_time(tmp_path, red, monkeypatch, limit, most):
+    import threading
+    import time
+
+    for i in range(8):
+        Image.fromarray(hand_picture(64, 48, seed=i)[0]).save(tmp_path / f"{i}.png")
+    jobs = [batch.Job(tmp_path / f"{i}.png", tmp_path / "out" / f"{i}.png") for i in range(8)]
+    monkeypatch.setattr(batch, "BATCH_PIXELS", limit)
+    monkeypatch.setattr(batch, "cores", lambda: 2)
+    lock, holding, peak = threading.Lock(), [0], [0]
+
+    def decode(path):
+        with lock:
+            holding[0] += 1
+            peak[0] = max(peak[0], holding[0])
+        time.sleep(0.05)
+        return batch.decode_with_image(path)
+
+    def render(decoded, result):
+        with lock:
+            holding[0] -= 1  # the image is let go once rendered
+        return Image.fromarray(result.alpha)
+
+    counts = batch.Batch(red.segment, decode, render).run(jobs)
+
+    assert counts.written == 8 and counts.failed == 0
+    assert peak[0] <= most if most < 3 else peak[0] >= most  # unbounded: more than one at a time

@@ -140,6 +140,7 @@ def test_unknown_device():
         load_model(device="gpu")
 
 
+@pytest.mark.filterwarnings("ignore::handseg_core.registry.UnverifiedModelWarning")  # a file without checksum, by path
 def test_not_an_onnx_file(tmp_path):
     path = tmp_path / "junk.onnx"
     path.write_bytes(b"definitely not protobuf" * 10)
@@ -311,6 +312,7 @@ def test_golden_cutout(red):
     assert hand_iou(np.all(out == HAND_RGB, axis=2), truth) > 0.95
 
 
+@pytest.mark.filterwarnings("ignore::handseg_core.registry.UnverifiedModelWarning")  # a file without checksum, by path
 def test_damaged_metadata_is_a_model_error(tmp_path):
     from tiny_model import red_model_bytes
 

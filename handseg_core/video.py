@@ -215,6 +215,7 @@ class Stabiliser:
         self._meter = FlowMeter(self.options.flow_size)
         self._grey: np.ndarray | None = None
         self._probability: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
         self._tracks: list[_Track] = []
         self._next_number = 0
         self._index = 0

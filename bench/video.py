@@ -2,6 +2,7 @@
 
     python bench/video.py                 # 16 frames a configuration, after 2 of warm-up
     python bench/video.py --frames 6      # quicker
+    python bench/run.py --video           # the same, from the benchmark's entry point
 
 The clip is egohands_cross14's padova_06.jpg (1280x720, two hands) shifted 4 pixels a frame, so
 that the optical flow has motion to measure and the finder finds the same hands. Decoding and
@@ -43,11 +44,11 @@ def frames_per_second(threads: int, workers: int, stabilise: bool, frames: list[
     return count / (time.perf_counter() - start)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     frames = clip(args.frames)
     height, width = frames[0].shape[:2]
     print(f"{width}x{height}, {args.frames} frames")

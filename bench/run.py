@@ -623,6 +623,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="only measure peak RSS and time of `handseg cutout` on a 108 Mpx JPEG and a 150 Mpx PNG "
                              "(made in FOLDER from --image when missing, and kept); prints a table and writes "
                              "FOLDER/huge.json")
+    parser.add_argument("--video", action="store_true",
+                        help="only the video table: frames per second of session.segment_video on a 1280x720 "
+                             "clip, 1 and 2 threads, with and without stabilising (bench/video.py)")
     parser.add_argument("--only", metavar="TABLE,...",
                         help="run only these tables (models, references, batch, speed-ups); default: all")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -636,6 +639,13 @@ def main(argv: list[str] | None = None) -> int:
         import measure
 
         measure.main(args.worker)
+        return 0
+
+    if args.video:
+        sys.path.insert(0, str(BENCH_DIR))
+        import video
+
+        video.main(["--frames", "3", "--warmup", "1"] if args.quick else [])
         return 0
 
     if args.huge:

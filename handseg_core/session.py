@@ -285,6 +285,19 @@ class HandSegmenter:
                              network_hw=displayed)
         return UpsampledResult(work.keep(keep), displayed)
 
+    def segment_video(self, frames, refinement: Refinement | None = None, *, stabilisation="default",
+                      keep: per_hand.HandChoice = "all", workers: int = 1, **options):
+        """Segment frames of a video in order (HxWx3 uint8 RGB arrays): an iterator of
+        `handseg_core.video.VideoFrame`, each with its result, its hands' track numbers and
+        which were kept through a miss. The masks are stabilised along the motion unless
+        `stabilisation` is None; see `handseg_core.video.segment_video` for the arguments."""
+        from handseg_core import video
+
+        if isinstance(stabilisation, str) and stabilisation == "default":
+            stabilisation = video.Stabilisation()
+        return video.segment_video(self, frames, refinement, stabilisation=stabilisation, keep=keep,
+                                   workers=workers, **options)
+
     def _segment(self, rgb, displayed, refinement, input_size, flip_tta, adapt_size, find_hands, finder,
                  network_hw=None) -> SegmentationResult:
         """The result at `displayed` (height, width) from the decoded pixels `rgb`; the network's

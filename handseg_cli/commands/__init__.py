@@ -8,5 +8,6 @@ from handseg_cli.commands.export import export, quantize
 from handseg_cli.commands.models import models
 from handseg_cli.commands.plugins import app, install
 from handseg_cli.commands.train import train
+from handseg_cli.commands.video import video
 
-COMMANDS = (mask, cutout, evaluate, models, train, export, quantize, install, app)
+COMMANDS = (mask, cutout, video, evaluate, models, train, export, quantize, install, app)

@@ -47,6 +47,9 @@ _HANDS = ([value for value, _, _ in HAND_MENU], {
     "default": "all",
     "tooltip": "Which hands to keep: " + "; ".join(f"{value}: {text.lower()}" for value, _, text in HAND_MENU) + ".",
 })
+_VIDEO = ("BOOLEAN", {"default": False, "tooltip": (
+    "The batch is the frames of a video, in order: masks are steadied from frame to frame along the "
+    "motion, and a hand missed for a frame or two is kept (as `handseg video` does).")})
 _INVERT = ("BOOLEAN", {"default": False, "tooltip": "Use 1 - mask (for masks from Load Image, which are 1 - alpha)."})
 
 
@@ -126,6 +129,7 @@ class HandsegHandMask(_Node):
         **_refinement_widgets("open_size", "close_size", "dilate", "erode", "min_area", "fill_holes", "feather"),
         "flip_tta": _FLIP_TTA,
         **_SIZE_AND_HANDS,
+        "treat_as_video": _VIDEO,
     }
     OUTPUTS = (
         ("MASK", "mask", "1 on hands, 0 elsewhere (soft edge when feathered)."),
@@ -147,10 +151,14 @@ class HandsegHandMask(_Node):
         flip_tta: bool = False,
         max_size: int = 0,
         hands: str = "all",
+        treat_as_video: bool = False,
     ) -> tuple[Any, Any]:
         settings = refinement_from(locals())
-        results = [model.segment(rgb, settings, input_size=max_size or None, flip_tta=flip_tta, keep=hands)
-                   for rgb in images_to_arrays(image)]
+        options = {"input_size": max_size or None, "flip_tta": flip_tta, "keep": hands}
+        if treat_as_video:
+            results = [frame.result for frame in model.segment_video(images_to_arrays(image), settings, **options)]
+        else:
+            results = [model.segment(rgb, settings, **options) for rgb in images_to_arrays(image)]
         return arrays_to_masks([r.alpha for r in results]), arrays_to_masks([r.probability for r in results])
 
 

@@ -74,6 +74,7 @@ def test_widget_defaults_are_a_valid_refinement():
     values.pop("flip_tta")
     assert values.pop("max_size") == 0  # 0: the model's own input size
     assert values.pop("hands") == "all"
+    assert values.pop("treat_as_video") is False  # each image on its own unless asked
     assert Refinement(**values) == Refinement()
 
 
@@ -285,3 +286,19 @@ def test_fraction_widgets_keep_the_range_saved_workflows_use():
     inputs = {**spec["required"], **spec.get("optional", {})}
     for name in ("open_size", "close_size", "dilate", "erode", "feather", "min_area", "fill_holes"):
         assert inputs[name][1]["max"] >= 0.5, name
+
+
+def test_treat_as_video_gives_the_masks_of_segment_video(red_model):
+    """A batch of moving frames: the node's video path is the engine's (and so the CLI's)."""
+    images, _ = comfy_images(1, 64, 48)
+    frames = torch.stack([torch.roll(images[0], 2 * t, dims=1) for t in range(4)])
+    options = {**widget_defaults(HandsegHandMask), "treat_as_video": True}
+    mask, probability = HandsegHandMask().find_hands(red_model, frames, **options)
+    rgbs = [(frame.numpy() * 255).round().astype(np.uint8) for frame in frames]
+    expected = list(red_model.segment_video(rgbs, Refinement()))
+    assert tuple(mask.shape) == (4, 48, 64)
+    for k, frame in enumerate(expected):
+        np.testing.assert_array_equal(mask[k].numpy(), frame.result.alpha / 255.0)
+        np.testing.assert_allclose(probability[k].numpy(), frame.result.probability, atol=1e-6)
+    alone, _ = HandsegHandMask().find_hands(red_model, frames, **widget_defaults(HandsegHandMask))
+    np.testing.assert_array_equal(alone[0].numpy(), mask[0].numpy())  # the first frame has nothing before it

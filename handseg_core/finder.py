@@ -222,11 +222,9 @@ class HandFinder:
                  threads: int | None = None, providers: list[str] | None = None):
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
+        from handseg_core.runtime import session_options
+
+        options = session_options(threads)
         self._sessions = {}
         for role, name in (("palm", palm), ("landmarks", landmarks)):
             spec = registry.find_finder(name)

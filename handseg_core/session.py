@@ -19,6 +19,7 @@ from handseg_core.options import DEVICES, MAX_INPUT_SIZE, Device, Refinement, ch
 from handseg_core.postprocess import refine, snap_to_edges
 from handseg_core.preprocess import prepare, resize_long_side, resized_size, restore
 from handseg_core.registry import ModelSpec
+from handseg_core.runtime import session_options
 from handseg_core.sizing import FIND_SIZE, FIT_STEP, adapts_at, fit_floor, fit_rule, inference_size  # noqa: F401
 
 # The sizing rule (FIND_SIZE, the quick pass, the model's range) is `handseg_core.sizing`.
@@ -98,11 +99,7 @@ class HandSegmenter:
         import onnxruntime as ort
 
         data = registry.read_verified(spec)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3
+        options = session_options(threads)
         try:
             self._session = ort.InferenceSession(data, sess_options=options, providers=resolve_device(device))
             metadata = self._session.get_modelmeta().custom_metadata_map

@@ -188,7 +188,7 @@ INFERENCE_OPTIONS: tuple[Option, ...] = (
     Option("find_hands", bool, True,
            "First find each hand and segment it in a crop of its own (the model's per-hand network).",
            negative="--no-finder",
-           negative_help="Do not find each hand first: the whole image only, as before 0.3 "
+           negative_help="Do not find each hand first: the whole image only, as before the finder "
                          "(faster; hands over faces and bodies are often missed)."),
     Option("keep", str, "all", "Which hands to keep: all, largest, left, right (the person's own) or N, the N largest.",
            flag="--hands"),

@@ -101,7 +101,8 @@ def evaluate(folder: Path, as_json: bool, **options: Any) -> None:
     Prints the mean per-image hand IoU (an image where both masks are empty counts 1, one where
     only one is empty counts 0), and pixel accuracy, precision and recall over all pixels. Masks
     are hand where they are 128 or more. Refinement options apply as in `handseg mask`;
-    --no-refine measures the raw network, as the numbers in `handseg models` do.
+    --no-refine measures the raw network (the numbers in `handseg models` are with the default
+    refinement).
     """
     settings = ModelSettings.from_options(options)
     pairs, unpaired = mask_pairs(folder)

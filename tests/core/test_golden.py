@@ -65,7 +65,7 @@ def test_a_hand_filling_a_large_photo_is_found(session, photo):
     """The same close-up enlarged 5x (900 px, as a phone would take it), adapted to the hand's size
     (the default) and in one pass: the first packaged lite2 missed such a hand in one pass (0.19
     IoU on 11k close-ups at 5x); the default since its soup with a run that saw hands on their own
-    background finds it either way (README, Models)."""
+    background finds it either way (docs/models.md)."""
     import cv2
 
     rgb = np.asarray(Image.open(photo).convert("RGB"))

@@ -11,6 +11,21 @@ from PIL import Image
 
 from tiny_model import hand_picture
 
+# `handseg` with every image taking 0.2 s more: a batch long enough to signal mid-way
+# (python -c SLOW_HANDSEG cutout ...).
+SLOW_HANDSEG = """
+import sys, time
+import handseg_core.session as session
+segment = session.HandSegmenter.segment
+def slow(self, *args, **kwargs):
+    time.sleep(0.2)
+    return segment(self, *args, **kwargs)
+session.HandSegmenter.segment = slow
+import handseg_cli
+sys.argv[0] = "handseg"
+handseg_cli.main()
+"""
+
 SAVE_OPTIONS = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".webp": {"lossless": True}}
 
 

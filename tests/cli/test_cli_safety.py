@@ -16,7 +16,7 @@ import handseg_cli
 from handseg_core import atomic, batch
 import handseg_core.session
 
-from .helpers import digests, leftovers, save_picture
+from .helpers import SLOW_HANDSEG, digests, leftovers, save_picture
 
 
 def test_a_bad_file_in_the_middle_gets_one_line_and_the_batch_goes_on(handseg, red_model, tmp_path):
@@ -220,18 +220,6 @@ def test_ctrl_c_mid_batch_stops_cleanly_and_a_rerun_finishes(handseg, photos, re
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
 
 
-SLOW_HANDSEG = """
-import sys, time
-import handseg_core.session as session
-segment = session.HandSegmenter.segment
-def slow(self, *args, **kwargs):
-    time.sleep(0.2)
-    return segment(self, *args, **kwargs)
-session.HandSegmenter.segment = slow
-import handseg_cli
-sys.argv[0] = "handseg"
-handseg_cli.main()
-"""
 
 
 def test_sigint_to_a_running_batch_exits_130_without_temporary_files(red_model, tmp_path):

@@ -12,20 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from .helpers import leftovers, save_picture
+from .helpers import SLOW_HANDSEG, leftovers, save_picture
 
-SLOW_HANDSEG = """
-import sys, time
-import handseg_core.session as session
-segment = session.HandSegmenter.segment
-def slow(self, *args, **kwargs):
-    time.sleep(0.2)
-    return segment(self, *args, **kwargs)
-session.HandSegmenter.segment = slow
-import handseg_cli
-sys.argv[0] = "handseg"
-handseg_cli.main()
-"""
 COUNT = 40
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest
@@ -13,6 +12,7 @@ from handseg_plugins.comfyui.nodes import HandsegLoadModel
 
 from tiny_model import write_red_model
 
+from ..spying import opened_files
 from .conftest import make_folder_paths
 
 
@@ -102,23 +102,6 @@ def test_outside_comfyui_a_path_is_refused_even_when_the_file_exists(red_model_f
         models.resolve_model(str(red_model_file))
 
 
-def opened_files(monkeypatch) -> list[str]:
-    """Record every file that Python opens from here on (builtins.open, Path.read_*, io.open)."""
-    import builtins
-    import io
-    import pathlib
-
-    opened: list[str] = []
-    real_open = builtins.open
-
-    def spy(file, *args, **kwargs):
-        opened.append(os.fspath(file) if isinstance(file, (str, os.PathLike)) else repr(file))
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", spy)
-    monkeypatch.setattr(io, "open", spy)
-    monkeypatch.setattr(pathlib.Path, "open", lambda self, *a, **k: spy(self, *a, **k))
-    return opened
 
 
 def test_the_listing_does_not_follow_symlinks_out_of_the_models_folder(fake_comfyui, tmp_path, monkeypatch):

@@ -8,6 +8,8 @@ from handseg_core import ModelError, registry
 from tiny_model import write_red_model
 from handseg_plugins.gimp.models import DEFAULT_CHOICE, model_menu, model_to_load
 
+from ..spying import opened_files
+
 
 def test_the_menu_offers_every_registered_model_with_the_default_chosen(red_model, monkeypatch):
     monkeypatch.setenv("HANDSEG_MODELS", str(red_model.parent))
@@ -44,23 +46,6 @@ def test_menu_values_name_the_model_to_load(choice, name, red_model, monkeypatch
     assert model_to_load(choice) == name
 
 
-def opened_files(monkeypatch) -> list[str]:
-    """Record every file that Python opens from here on."""
-    import builtins
-    import io
-    import pathlib
-
-    opened: list[str] = []
-    real_open = builtins.open
-
-    def spy(file, *args, **kwargs):
-        opened.append(os.fspath(file) if isinstance(file, (str, os.PathLike)) else repr(file))
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", spy)
-    monkeypatch.setattr(io, "open", spy)
-    monkeypatch.setattr(pathlib.Path, "open", lambda self, *a, **k: spy(self, *a, **k))
-    return opened
 
 
 def test_only_names_the_menu_offers_are_taken(tmp_path, monkeypatch):

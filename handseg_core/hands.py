@@ -17,8 +17,6 @@ import numpy as np
 from handseg_core import handcrop, registry
 from handseg_core.errors import ModelError
 from handseg_core.finder import FoundHand
-from handseg_core.options import HAND_CHOICES as CHOICES  # noqa: F401
-from handseg_core.options import HAND_MENU as MENU  # noqa: F401
 from handseg_core.options import HandChoice, parse_choice
 from handseg_core.registry import ModelSpec
 
@@ -80,16 +78,13 @@ class PerHandSegmenter:
         batch = np.stack([handcrop.crop_input(rgb, hand.landmarks, square, self.spec.mean, self.spec.std, size)
                           for hand, square in zip(hands, squares)])
         out = self._session.run(None, {"image": batch})[0][:, 0]
-        if handcrop.REACH > 0:  # what the network paints far from the landmarks is not this hand
-            for k, (hand, square) in enumerate(zip(hands, squares)):
-                palm = hand.palm_length * size / square[2]
-                out[k] *= handcrop.reach(batch[k, 3:], palm)
         for k, (hand, square) in enumerate(zip(hands, squares)):
-            if hand.score < DRAWN_MIN_SCORE:
-                continue
-            drawn = handcrop.drawn_hand(handcrop.landmarks_in_crop(hand.landmarks, square, size), size)
-            if np.count_nonzero(out[k] >= 0.5) < DRAWN_COVER * np.count_nonzero(drawn >= 0.5):
-                np.maximum(out[k], drawn, out=out[k])
+            if handcrop.REACH > 0:  # what the network paints far from the landmarks is not this hand
+                out[k] *= handcrop.reach(batch[k, 3:], hand.palm_length * size / square[2])
+            if hand.score >= DRAWN_MIN_SCORE:
+                drawn = handcrop.drawn_hand(handcrop.landmarks_in_crop(hand.landmarks, square, size), size)
+                if np.count_nonzero(out[k] >= 0.5) < DRAWN_COVER * np.count_nonzero(drawn >= 0.5):
+                    np.maximum(out[k], drawn, out=out[k])
         return [(*handcrop.paste(p, square, rgb.shape[:2]), square) for p, square in zip(out, squares)]
 
 
@@ -203,9 +198,7 @@ def scaled(hands: list[FoundHand], factor_xy: tuple[float, float]) -> list[Found
     return out
 
 
-# --- which hands to keep
-
-# The choices (CHOICES, MENU, parse_choice) are described with the other options (options.py).
+# --- which hands to keep (the choices are described with the other options, options.py)
 
 
 def chosen(hands: tuple[Hand, ...] | list[Hand], choice: HandChoice) -> list[int]:

@@ -15,7 +15,9 @@ from handseg_core.errors import ModelError, OptionError
 from handseg_core.finder import FinderOptions, load_finder
 from handseg_core.hands import Hand
 from handseg_core.images import ImageInput, load_rgb_reduced
-from handseg_core.options import DEVICES, MAX_INPUT_SIZE, Device, Refinement, check_input_size  # noqa: F401
+from handseg_core.options import (  # noqa: F401
+    DEVICES, MAX_INPUT_SIZE, Device, HandChoice, Refinement, check_input_size, parse_choice,
+)
 from handseg_core.postprocess import refine, snap_to_edges
 from handseg_core.preprocess import prepare, resize_long_side, resized_size, restore
 from handseg_core.registry import ModelSpec
@@ -56,7 +58,7 @@ class SegmentationResult:
     def hand_fraction(self) -> float:
         return float(np.count_nonzero(self.mask)) / self.mask.size
 
-    def keep(self, choice: per_hand.HandChoice) -> "SegmentationResult":
+    def keep(self, choice: HandChoice) -> "SegmentationResult":
         """This result with only some of its hands: "all", "largest", "left" or "right" (the
         person's own hand, as the finder saw it) or N, the N largest. Where none fits, an empty
         result (no error). Raises HandsegError for another choice."""
@@ -233,7 +235,7 @@ class HandSegmenter:
         adapt_size: bool = True,
         find_hands: bool = True,
         finder: FinderOptions | None = None,
-        keep: per_hand.HandChoice = "all",
+        keep: HandChoice = "all",
     ) -> SegmentationResult:
         """Find the hands in one image.
 
@@ -271,7 +273,7 @@ class HandSegmenter:
         if finder is not None and not isinstance(finder, FinderOptions):
             raise OptionError(f"finder must be a handseg_core.finder.FinderOptions, got {type(finder).__name__}")
         refinement = refinement or Refinement()
-        per_hand.parse_choice(keep)  # a wrong choice fails before the work
+        parse_choice(keep)  # a wrong choice fails before the work
         rgb, displayed = self._decode(image, input_size)
         if displayed[0] * displayed[1] <= WORK_PIXELS:
             return self._segment(rgb, displayed, refinement, input_size, flip_tta, adapt_size, find_hands,
@@ -283,7 +285,7 @@ class HandSegmenter:
         return UpsampledResult(work.keep(keep), displayed)
 
     def segment_video(self, frames, refinement: Refinement | None = None, *, stabilisation="default",
-                      keep: per_hand.HandChoice = "all", workers: int = 1, **options):
+                      keep: HandChoice = "all", workers: int = 1, **options):
         """Segment frames of a video in order (HxWx3 uint8 RGB arrays): an iterator of
         `handseg_core.video.VideoFrame`, each with its result, its hands' track numbers and
         which were kept through a miss. The masks are stabilised along the motion unless
